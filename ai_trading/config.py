@@ -1,0 +1,210 @@
+"""Configuration: frozen dataclasses per component, loaded from TOML and the environment.
+
+Defaults live here and nowhere else. Precedence (lowest to highest): these defaults, a
+TOML file (``--config FILE`` or ``AI_TRADING_CONFIG``), then environment variables
+``AI_TRADING_<SECTION>__<FIELD>`` (e.g. ``AI_TRADING_EXECUTION__FEE_BPS=0.5``) and the
+named shortcuts in :data:`ENV_SHORTCUTS` (``AI_TRADING_DATA_DB``, ``AI_TRADING_OMS_DSN``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+from ai_trading.errors import ConfigError
+
+APP_NAME = "ai-trading"
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache directory (``~/.cache/ai-trading`` on Linux)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Market-data store.
+
+    :param db_path: DuckDB file holding the ``bars`` table
+    :param synthetic_seed: seed of the built-in data set generator
+    """
+
+    db_path: Path = field(default_factory=lambda: default_cache_dir() / "market.duckdb")
+    synthetic_seed: int = 7
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Execution simulator cost parameters (see DESIGN.md, execution model).
+
+    :param seed: seed of the counter-based generator; a seeded run is bit-identical
+    :param latency_median_ms: median order latency. 50 ms is a typical retail/API
+        round trip to a US equity venue (broker gateway plus exchange)
+    :param latency_sigma: lognormal shape of the latency (sigma of log-latency); 0 makes it
+        constant
+    :param spread_floor_bps: smallest modeled spread, used when the data has no spread
+    :param spread_vol_mult: modeled spread grows by this many bps per bp of per-bar
+        volatility (spreads widen with volatility: Roll 1984; Corwin and Schultz 2012)
+    :param tick_size: price increment; a spread is never below one tick
+    :param slippage_base_bps: fixed slippage per fill, bps of the reference price
+    :param slippage_vol_coef: slippage per bp of per-bar volatility (timing risk term)
+    :param impact_eta: coefficient of the size/participation impact
+        ``eta * sigma_bps * participation**beta``; order 1 per the square-root law
+        (Toth et al. 2011; Almgren et al. 2005 fit beta ~ 0.6)
+    :param impact_beta: exponent of participation in the impact term, 0.5 = square root
+    :param slippage_noise_bps: standard deviation of the zero-mean random slippage term;
+        0 turns randomness in prices off
+    :param max_participation: at most this fraction of a bar's volume fills per order per
+        bar (0..1]; 0.1 is a common POV cap for liquidity-seeking algorithms
+    :param tif_bars: default time in force in bars from arrival; the remainder is canceled
+    :param fee_bps: fee in bps of notional (e.g. exchange and regulatory fees)
+    :param fee_per_share: fee per share (0.0035 USD: Interactive Brokers Pro fixed rate)
+    :param fee_min: minimum fee per order that fills (0.35 USD: Interactive Brokers Pro)
+    :param vol_halflife_bars: half-life of the EWMA volatility estimate, in bars
+    """
+
+    seed: int = 0
+    latency_median_ms: float = 50.0
+    latency_sigma: float = 0.5
+    spread_floor_bps: float = 1.0
+    spread_vol_mult: float = 0.1
+    tick_size: float = 0.01
+    slippage_base_bps: float = 0.5
+    slippage_vol_coef: float = 0.05
+    impact_eta: float = 1.0
+    impact_beta: float = 0.5
+    slippage_noise_bps: float = 1.0
+    max_participation: float = 0.1
+    tif_bars: int = 10
+    fee_bps: float = 0.0
+    fee_per_share: float = 0.0035
+    fee_min: float = 0.35
+    vol_halflife_bars: float = 20.0
+
+
+@dataclass(frozen=True)
+class CostModelConfig:
+    """Per-symbol EWMA cost model.
+
+    :param halflife_fills: half-life of the EWMAs, counted in fill observations
+    :param min_observations: effective observations before a symbol's estimates replace
+        the simulator's configured parameters
+    :param state_path: where the state is persisted (Arrow IPC); None keeps it in memory
+    """
+
+    halflife_fills: float = 200.0
+    min_observations: float = 20.0
+    state_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class OmsConfig:
+    """Order management system.
+
+    :param dsn: SQLAlchemy/libpq URL of the intent store; PostgreSQL in production,
+        a local SQLite file by default for local runs
+    """
+
+    dsn: str = field(default_factory=lambda: f"sqlite:///{default_cache_dir() / 'oms.sqlite'}")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """All sections; ``load_config`` builds one."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    cost_model: CostModelConfig = field(default_factory=CostModelConfig)
+    oms: OmsConfig = field(default_factory=OmsConfig)
+
+
+ENV_PREFIX = "AI_TRADING_"
+ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
+    "AI_TRADING_DATA_DB": ("data", "db_path"),
+    "AI_TRADING_OMS_DSN": ("oms", "dsn"),
+}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a TOML or environment value to the field's declared type."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {**globals(), **vars(typing)})  # noqa: S307 - our own annotations
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        return _coerce(value, args[0], where)
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if annotation is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(f"not an integer: {value!r}")
+            return int(value)
+        if annotation is float:
+            return float(value)
+        if annotation is Path:
+            return Path(os.path.expanduser(str(value)))
+        if annotation is str:
+            return str(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    raise ConfigError(f"{where}: unsupported field type {annotation!r}")
+
+
+def _apply(section_obj: Any, values: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(section_obj)}
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(known))}")
+        changes[key] = _coerce(value, known[key].type, f"{where}.{key}")
+    return replace(section_obj, **changes)
+
+
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Build the configuration from defaults, an optional TOML file and the environment."""
+    environ = os.environ if environ is None else environ
+    path = path if path is not None else environ.get("AI_TRADING_CONFIG")
+    overrides: dict[str, dict[str, Any]] = {}
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                document = tomllib.load(handle)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        for section, values in document.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{path}: top-level key {section!r} must be a [section] table")
+            overrides.setdefault(section, {}).update(values)
+    for name, value in environ.items():
+        if name in ENV_SHORTCUTS:
+            section, key = ENV_SHORTCUTS[name]
+            overrides.setdefault(section, {})[key] = value
+        elif name.startswith(ENV_PREFIX) and "__" in name:
+            section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+            overrides.setdefault(section, {})[key] = value
+    config = AppConfig()
+    sections = {f.name for f in fields(config)}
+    for section, values in overrides.items():
+        if section not in sections:
+            raise ConfigError(f"unknown config section [{section}]; known: {', '.join(sorted(sections))}")
+        config = replace(config, **{section: _apply(getattr(config, section), values, section)})
+    return config

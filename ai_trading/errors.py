@@ -1,0 +1,95 @@
+"""The one exception hierarchy of ai-trading.
+
+Every error a user can trigger is an :class:`AiTradingError`; its message says what is
+wrong and how to fix it. Library errors are re-raised as these with ``from exc``.
+"""
+
+from __future__ import annotations
+
+
+class AiTradingError(Exception):
+    """Base of every domain error raised by ai-trading."""
+
+
+class ConfigError(AiTradingError):
+    """A configuration file or environment variable is malformed or out of range."""
+
+
+class DataValidationError(AiTradingError):
+    """Input market data breaks a rule; names the source, the row and the rule."""
+
+    def __init__(self, source: str, row: int | None, rule: str, detail: str = "") -> None:
+        self.source = source
+        self.row = row
+        self.rule = rule
+        where = f"{source}" if row is None else f"{source}, row {row}"
+        message = f"{where}: {rule}"
+        if detail:
+            message = f"{message} ({detail})"
+        super().__init__(message)
+
+
+class UnknownSymbolError(AiTradingError):
+    """A symbol was asked for that the store or panel does not hold."""
+
+
+class OrderValidationError(AiTradingError):
+    """An order batch is malformed: negative quantity, unknown symbol, bad limit, ..."""
+
+
+class StoreNotMigrated(AiTradingError):
+    """The database is not at the latest Alembic revision."""
+
+
+class IllegalTransition(AiTradingError):
+    """An intent state change that the OMS transition table forbids."""
+
+
+class ConcurrencyConflict(AiTradingError):
+    """An optimistic-concurrency guard failed: another writer changed the row first."""
+
+
+class DuplicateOrderError(AiTradingError):
+    """The broker already holds an order with this client_order_id."""
+
+
+class BrokerError(AiTradingError):
+    """The broker refused a request or answered in a way the adapter cannot use."""
+
+
+class UnknownOutcomeError(BrokerError):
+    """A request may or may not have reached the broker; resolve by looking it up."""
+
+
+class ReconciliationError(AiTradingError):
+    """Start-up reconciliation failed; trading stays blocked until it succeeds."""
+
+
+class TradingBlocked(AiTradingError):
+    """New orders are refused: reconciliation has not passed or the kill switch is on."""
+
+
+class ProvenanceError(AiTradingError):
+    """Feature schema hash, dataset fingerprint or file digests do not match."""
+
+
+class SignatureError(AiTradingError):
+    """A manifest signature is missing, invalid, or made with an untrusted key."""
+
+
+class RollbackError(AiTradingError):
+    """A manifest older than the last accepted version of that model was presented."""
+
+
+class AlertDeliveryError(AiTradingError):
+    """An alert could not be delivered to a configured channel."""
+
+
+class MissingDependencyError(AiTradingError):
+    """An optional dependency is not installed; names the extra that provides it."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed: install the '{extra}' extra "
+            f"(pip install 'ai-trading[{extra}]')"
+        )
