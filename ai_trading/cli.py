@@ -1,8 +1,8 @@
-"""The ``ai-trading`` command line: one argparse subcommand per job.
+"""The ``ai-trading`` command line: one argparse subcommand group per job.
 
-Each ``_add_<group>`` function registers one subcommand group and points it at a handler
-``_run_<group>``; handlers import their domain modules lazily so that ``ai-trading --help``
-stays fast and a missing optional extra only affects the commands that need it.
+Each module in ``ai_trading.commands`` registers one group with ``register(subparsers)``
+and imports its domain modules inside its handlers, so that ``ai-trading --help`` stays
+fast and a missing optional extra only affects the commands that need it.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from collections.abc import Callable, Sequence
 
 from ai_trading.errors import AiTradingError
 
-Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
 def _registrars() -> list[Registrar]:
-    return []
+    from ai_trading import commands
+
+    return [module.register for module in commands.modules()]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ai-trading", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ai-trading", description="ai-trading command line")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in _registrars():

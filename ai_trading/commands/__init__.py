@@ -1,0 +1,13 @@
+"""Subcommand groups of the ``ai-trading`` CLI; each module has ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# One entry per subcommand module, in the order `ai-trading --help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def modules() -> list[ModuleType]:
+    return [importlib.import_module(f"{__name__}.{name}") for name in COMMAND_MODULES]
