@@ -49,6 +49,18 @@ class ConcurrencyConflict(AiTradingError):
     """An optimistic-concurrency guard failed: another writer changed the row first."""
 
 
+class OverfillError(AiTradingError):
+    """A fill would take an intent's cumulative filled quantity above its order quantity."""
+
+
+class IntentConflict(AiTradingError):
+    """An intent with this client_order_id already exists with different order fields."""
+
+
+class ClientOrderIdError(AiTradingError):
+    """A CIDv2 client_order_id (or one of its fields) is malformed."""
+
+
 class DuplicateOrderError(AiTradingError):
     """The broker already holds an order with this client_order_id."""
 
@@ -59,6 +71,10 @@ class BrokerError(AiTradingError):
 
 class UnknownOutcomeError(BrokerError):
     """A request may or may not have reached the broker; resolve by looking it up."""
+
+
+class OrderRejected(BrokerError):
+    """The broker definitively refused an order (invalid, no buying power, ...); it does not exist there."""
 
 
 class ReconciliationError(AiTradingError):

@@ -1,0 +1,35 @@
+"""Durable order management: intents, deterministic client order ids, the intent store."""
+
+from ai_trading.oms.idempotency import (
+    ClientOrderId,
+    build_client_order_id,
+    is_client_order_id,
+    parse_client_order_id,
+    signal_hash,
+)
+from ai_trading.oms.models import (
+    FINAL_STATES,
+    TRANSITIONS,
+    Fill,
+    IntentState,
+    OrderIntent,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+
+__all__ = [
+    "FINAL_STATES",
+    "TRANSITIONS",
+    "ClientOrderId",
+    "Fill",
+    "IntentState",
+    "OrderIntent",
+    "OrderType",
+    "Side",
+    "TimeInForce",
+    "build_client_order_id",
+    "is_client_order_id",
+    "parse_client_order_id",
+    "signal_hash",
+]
