@@ -68,6 +68,8 @@ class ExecutionConfig:
     :param fee_per_share: fee per share (0.0035 USD: Interactive Brokers Pro fixed rate)
     :param fee_min: minimum fee per order that fills (0.35 USD: Interactive Brokers Pro)
     :param vol_halflife_bars: half-life of the EWMA volatility estimate, in bars
+    :param use_data_spread: price the spread from the data's ``spread_bps`` where present;
+        False always uses the learned or modeled spread
     """
 
     seed: int = 0
@@ -87,6 +89,7 @@ class ExecutionConfig:
     fee_per_share: float = 0.0035
     fee_min: float = 0.35
     vol_halflife_bars: float = 20.0
+    use_data_spread: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,40 @@ class OmsConfig:
 
 
 @dataclass(frozen=True)
+class BrokerConfig:
+    """Which broker the OMS trades through, and the paper broker's own state.
+
+    :param kind: ``sim`` (the paper SimBroker on the execution simulator) or ``alpaca``
+    :param sim_db_path: SQLite file holding the SimBroker's orders, fills and clock; it is
+        the broker's durable state, separate from the OMS tables
+    """
+
+    kind: str = "sim"
+    sim_db_path: Path = field(default_factory=lambda: default_cache_dir() / "sim_broker.sqlite")
+
+
+@dataclass(frozen=True)
+class AlpacaConfig:
+    """Alpaca Trading API v2 (``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``, ``APCA_API_BASE_URL``).
+
+    :param base_url: API root; the paper endpoint unless live trading is meant
+    :param key_id: API key id (never logged)
+    :param secret_key: API secret (never logged)
+    :param timeout_s: per-request timeout (connect, read and write), seconds
+    :param max_retries: extra attempts for safe requests (GET, DELETE) after a transport
+        error, 429 or 5xx; an order submission (POST) is never retried
+    :param retry_backoff_s: first backoff between retries, doubled on each attempt
+    """
+
+    base_url: str = "https://paper-api.alpaca.markets"
+    key_id: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    timeout_s: float = 10.0
+    max_retries: int = 3
+    retry_backoff_s: float = 0.25
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """All sections; ``load_config`` builds one."""
 
@@ -123,12 +160,17 @@ class AppConfig:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     cost_model: CostModelConfig = field(default_factory=CostModelConfig)
     oms: OmsConfig = field(default_factory=OmsConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
 
 
 ENV_PREFIX = "AI_TRADING_"
 ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
     "AI_TRADING_DATA_DB": ("data", "db_path"),
     "AI_TRADING_OMS_DSN": ("oms", "dsn"),
+    "APCA_API_KEY_ID": ("alpaca", "key_id"),
+    "APCA_API_SECRET_KEY": ("alpaca", "secret_key"),
+    "APCA_API_BASE_URL": ("alpaca", "base_url"),
 }
 
 
