@@ -101,6 +101,10 @@ class AlertDeliveryError(AiTradingError):
     """An alert could not be delivered to a configured channel."""
 
 
+class EvaluationError(AiTradingError, ValueError):
+    """Evaluation input is unusable: bad split parameters, NaN returns, too few samples."""
+
+
 class MissingDependencyError(AiTradingError):
     """An optional dependency is not installed; names the extra that provides it."""
 
