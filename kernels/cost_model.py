@@ -51,27 +51,27 @@ def fill_observations(
         out_y[k] = (cost - half) / sigma if sigma > 0.0 and mid[k] > 0.0 else np.nan
 
 
+@njit(cache=True, nogil=True, inline="always")
+def ewma_observe(row: np.ndarray, x: float, y: float, spread_bps: float, decay: float) -> None:
+    """Fold one observation into a symbol's EWMA sums: ``m <- decay * m + v`` for the
+    slippage moments ``W, Sx, Sy, Sxx, Sxy`` (skipped when ``y`` is NaN) and, when the
+    spread is finite, for the spread pair."""
+    if y == y:
+        row[M_WEIGHT] = decay * row[M_WEIGHT] + 1.0
+        row[M_X] = decay * row[M_X] + x
+        row[M_Y] = decay * row[M_Y] + y
+        row[M_XX] = decay * row[M_XX] + x * x
+        row[M_XY] = decay * row[M_XY] + x * y
+    if spread_bps == spread_bps:
+        row[M_SPREAD_WEIGHT] = decay * row[M_SPREAD_WEIGHT] + 1.0
+        row[M_SPREAD] = decay * row[M_SPREAD] + spread_bps
+
+
 @njit(cache=True, nogil=True)
 def ewma_update(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndarray, spread_bps: np.ndarray, decay: float) -> None:
-    """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``).
-
-    Each slippage observation updates ``W, Sx, Sy, Sxx, Sxy`` as ``m <- decay * m + v``
-    (``v = 1`` for W); NaN ``y`` is skipped. Each finite spread updates the spread pair.
-    """
+    """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``)."""
     for k in range(symbol.shape[0]):
-        row = state[symbol[k]]
-        yk = y[k]
-        if yk == yk:
-            xk = x[k]
-            row[M_WEIGHT] = decay * row[M_WEIGHT] + 1.0
-            row[M_X] = decay * row[M_X] + xk
-            row[M_Y] = decay * row[M_Y] + yk
-            row[M_XX] = decay * row[M_XX] + xk * xk
-            row[M_XY] = decay * row[M_XY] + xk * yk
-        sk = spread_bps[k]
-        if sk == sk:
-            row[M_SPREAD_WEIGHT] = decay * row[M_SPREAD_WEIGHT] + 1.0
-            row[M_SPREAD] = decay * row[M_SPREAD] + sk
+        ewma_observe(state[symbol[k]], x[k], y[k], spread_bps[k], decay)
 
 
 @njit(cache=True, nogil=True)

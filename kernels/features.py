@@ -63,36 +63,63 @@ def first_bad_bar(open_, high, low, close, volume, valid):
 
 
 @njit(cache=True, nogil=True)
-def log_return(close, run, lag, skip, out, col):
-    """``out = ln(close[t - skip] / close[t - lag])``, dimensionless log return.
+def natural_log(x, out):
+    """``out = ln(x)`` elementwise into float64 ``[T, S]``; NaN where ``x`` is not > 0."""
+    n_bars, n_symbols = x.shape
+    for t in range(n_bars):
+        for s in range(n_symbols):
+            value = x[t, s]
+            out[t, s] = np.log(value) if value > 0.0 else np.nan
+    return STATUS_OK
+
+
+@njit(cache=True, nogil=True)
+def log_return(log_close, run, lag, skip, out, col):
+    """``out = ln(close[t - skip]) - ln(close[t - lag])``, dimensionless log return.
 
     ``skip = 0`` is the plain ``lag``-bar log return; ``skip > 0`` is momentum that leaves
     out the most recent ``skip`` bars (Jegadeesh and Titman 1993, "12-1" momentum).
     Valid where bars ``t - lag .. t`` are all valid.
     """
-    n_bars, n_symbols = close.shape
+    n_bars, n_symbols = log_close.shape
     if lag < 1 or skip < 0 or skip >= lag:
         return STATUS_BAD_WINDOW
     for t in range(n_bars):
         for s in range(n_symbols):
             if run[t, s] > lag:
-                out[t, s, col] = np.log(close[t - skip, s] / close[t - lag, s])
+                out[t, s, col] = log_close[t - skip, s] - log_close[t - lag, s]
             else:
                 out[t, s, col] = np.nan
     return STATUS_OK
 
 
 @njit(cache=True, nogil=True)
-def bar_log_return(close, run, out):
-    """One-bar log returns ``ln(close[t] / close[t-1])`` into a float64 ``[T, S]`` series."""
-    n_bars, n_symbols = close.shape
+def bar_log_return(log_close, run, out):
+    """One-bar log returns ``ln(close[t]) - ln(close[t-1])`` into a float64 ``[T, S]`` series."""
+    n_bars, n_symbols = log_close.shape
     for t in range(n_bars):
         for s in range(n_symbols):
-            if run[t, s] > 1:
-                out[t, s] = np.log(close[t, s] / close[t - 1, s])
-            else:
-                out[t, s] = np.nan
+            out[t, s] = log_close[t, s] - log_close[t - 1, s] if run[t, s] > 1 else np.nan
     return STATUS_OK
+
+
+@njit(cache=True, nogil=True)
+def _window_sum(x, first, last, acc):
+    """``acc[s] = sum(x[first .. last, s])``; the inner loop runs over contiguous symbols (SIMD)."""
+    acc[:] = 0.0
+    for k in range(first, last + 1):
+        for s in range(x.shape[1]):
+            acc[s] += x[k, s]
+
+
+@njit(cache=True, nogil=True)
+def _window_sum_sq(x, first, last, center, acc):
+    """``acc[s] = sum((x[first .. last, s] - center[s]) ** 2)``."""
+    acc[:] = 0.0
+    for k in range(first, last + 1):
+        for s in range(x.shape[1]):
+            d = x[k, s] - center[s]
+            acc[s] += d * d
 
 
 @njit(cache=True, nogil=True)
@@ -105,15 +132,13 @@ def rolling_rms(x, run, window, min_run, out, col):
     n_bars, n_symbols = x.shape
     if window < 1 or min_run < window:
         return STATUS_BAD_WINDOW
+    zero = np.zeros(n_symbols)
+    acc = np.empty(n_symbols)
     for t in range(n_bars):
+        if t + 1 >= min_run:
+            _window_sum_sq(x, t - window + 1, t, zero, acc)
         for s in range(n_symbols):
-            if run[t, s] >= min_run:
-                total = 0.0
-                for k in range(t - window + 1, t + 1):
-                    total += x[k, s] * x[k, s]
-                out[t, s, col] = np.sqrt(total / window)
-            else:
-                out[t, s, col] = np.nan
+            out[t, s, col] = np.sqrt(acc[s] / window) if run[t, s] >= min_run else np.nan
     return STATUS_OK
 
 
@@ -128,21 +153,19 @@ def rolling_zscore(x, run, window, min_run, out, col):
     n_bars, n_symbols = x.shape
     if window < 2 or min_run < window + 1:
         return STATUS_BAD_WINDOW
+    mean = np.empty(n_symbols)
+    squares = np.empty(n_symbols)
     for t in range(n_bars):
+        if t + 1 >= min_run:
+            _window_sum(x, t - window, t - 1, mean)
+            mean /= window
+            _window_sum_sq(x, t - window, t - 1, mean, squares)
         for s in range(n_symbols):
             out[t, s, col] = np.nan
-            if run[t, s] < min_run:
-                continue
-            total = 0.0
-            for k in range(t - window, t):
-                total += x[k, s]
-            mean = total / window
-            squares = 0.0
-            for k in range(t - window, t):
-                squares += (x[k, s] - mean) * (x[k, s] - mean)
-            std = np.sqrt(squares / (window - 1))
-            if std > 0.0:
-                out[t, s, col] = (x[t, s] - mean) / std
+            if run[t, s] >= min_run:
+                std = np.sqrt(squares[s] / (window - 1))
+                if std > 0.0:
+                    out[t, s, col] = (x[t, s] - mean[s]) / std
     return STATUS_OK
 
 
@@ -152,15 +175,12 @@ def sma_gap(close, run, window, out, col):
     n_bars, n_symbols = close.shape
     if window < 1:
         return STATUS_BAD_WINDOW
+    acc = np.empty(n_symbols)
     for t in range(n_bars):
+        if t + 1 >= window:
+            _window_sum(close, t - window + 1, t, acc)
         for s in range(n_symbols):
-            if run[t, s] >= window:
-                total = 0.0
-                for k in range(t - window + 1, t + 1):
-                    total += close[k, s]
-                out[t, s, col] = np.log(close[t, s] * window / total)
-            else:
-                out[t, s, col] = np.nan
+            out[t, s, col] = np.log(close[t, s] * window / acc[s]) if run[t, s] >= window else np.nan
     return STATUS_OK
 
 
@@ -174,34 +194,31 @@ def average_true_range(high, low, close, run, window, out, col):
     n_bars, n_symbols = close.shape
     if window < 1:
         return STATUS_BAD_WINDOW
+    acc = np.empty(n_symbols)
     for t in range(n_bars):
-        for s in range(n_symbols):
-            if run[t, s] > window:
-                total = 0.0
-                for k in range(t - window + 1, t + 1):
+        if t >= window:
+            acc[:] = 0.0
+            for k in range(t - window + 1, t + 1):
+                for s in range(n_symbols):
                     prev = close[k - 1, s]
-                    total += max(high[k, s] - low[k, s], abs(high[k, s] - prev), abs(low[k, s] - prev))
-                out[t, s, col] = total / window / close[t, s]
-            else:
-                out[t, s, col] = np.nan
+                    acc[s] += max(high[k, s] - low[k, s], max(abs(high[k, s] - prev), abs(low[k, s] - prev)))
+        for s in range(n_symbols):
+            out[t, s, col] = acc[s] / window / close[t, s] if run[t, s] > window else np.nan
     return STATUS_OK
 
 
 @njit(cache=True, nogil=True)
-def hl_range(high, low, run, out, col):
-    """``out = ln(high[t] / low[t])``: the bar's log range (Parkinson 1980 input)."""
-    n_bars, n_symbols = high.shape
+def hl_range(log_high, log_low, run, out, col):
+    """``out = ln(high[t]) - ln(low[t])``: the bar's log range (Parkinson 1980 input)."""
+    n_bars, n_symbols = log_high.shape
     for t in range(n_bars):
         for s in range(n_symbols):
-            if run[t, s] >= 1:
-                out[t, s, col] = np.log(high[t, s] / low[t, s])
-            else:
-                out[t, s, col] = np.nan
+            out[t, s, col] = log_high[t, s] - log_low[t, s] if run[t, s] >= 1 else np.nan
     return STATUS_OK
 
 
 @njit(cache=True, nogil=True)
-def corwin_schultz_spread(high, low, run, out, col):
+def corwin_schultz_spread(log_high, log_low, run, out, col):
     """Bid-ask spread in bps estimated from the highs and lows of bars ``t-1`` and ``t``.
 
     Corwin and Schultz (2012), equations (14) and (18)::
@@ -211,14 +228,14 @@ def corwin_schultz_spread(high, low, run, out, col):
         alpha = (sqrt(2 beta) - sqrt(beta)) / (3 - 2 sqrt 2) - sqrt(gamma / (3 - 2 sqrt 2))
         spread = 2 (e**alpha - 1) / (1 + e**alpha), floored at 0, times 1e4
     """
-    n_bars, n_symbols = high.shape
+    n_bars, n_symbols = log_high.shape
     for t in range(n_bars):
         for s in range(n_symbols):
             if run[t, s] > 1:
-                b1 = np.log(high[t, s] / low[t, s])
-                b0 = np.log(high[t - 1, s] / low[t - 1, s])
+                b1 = log_high[t, s] - log_low[t, s]
+                b0 = log_high[t - 1, s] - log_low[t - 1, s]
                 beta = b1 * b1 + b0 * b0
-                g = np.log(max(high[t, s], high[t - 1, s]) / min(low[t, s], low[t - 1, s]))
+                g = max(log_high[t, s], log_high[t - 1, s]) - min(log_low[t, s], log_low[t - 1, s])
                 alpha = (np.sqrt(2.0 * beta) - np.sqrt(beta)) / _CS_DENOM - np.sqrt(g * g / _CS_DENOM)
                 e = np.exp(alpha)
                 out[t, s, col] = max(0.0, 2.0 * (e - 1.0) / (1.0 + e)) * 1e4
@@ -234,8 +251,5 @@ def quoted_spread(spread_bps, run, out, col):
     for t in range(n_bars):
         for s in range(n_symbols):
             value = spread_bps[t, s]
-            if run[t, s] >= 1 and np.isfinite(value):
-                out[t, s, col] = value
-            else:
-                out[t, s, col] = np.nan
+            out[t, s, col] = value if run[t, s] >= 1 and np.isfinite(value) else np.nan
     return STATUS_OK

@@ -98,6 +98,16 @@ class CostModel:
         ewma_update(self._state, rows, x, y, fills.spread_bps, self.decay)
         log.debug("COST_MODEL_UPDATED", extra={"fills": len(fills), "symbols": len(self._index)})
 
+    def state_rows(self, symbols: Sequence[str]) -> FloatArray:
+        """A contiguous copy of the EWMA state rows of ``symbols`` for a fused kernel."""
+        rows = self._rows(symbols)
+        return np.ascontiguousarray(self._state[rows])
+
+    def store_rows(self, symbols: Sequence[str], rows: FloatArray) -> None:
+        """Write back state rows that a fused kernel updated (see :meth:`state_rows`)."""
+        index = self._rows(symbols)
+        self._state[index] = rows
+
     def effective_observations(self, symbol: str) -> float:
         if symbol not in self._index:
             return 0.0

@@ -1,0 +1,134 @@
+"""Target-weight portfolio simulation over a whole panel, on the fused kernel.
+
+Evaluation and the RL environment express decisions as target weights; this turns them
+into orders, fills them with every cost the simulator knows, and returns the equity curve
+and costs they produce. No proxy curves: equity moves only through simulated fills and
+the marks of the positions they build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ai_trading.config import ExecutionConfig
+from ai_trading.errors import ConfigError, OrderValidationError
+from ai_trading.execution.cost_model import CostModel
+from ai_trading.execution.parameters import (
+    configured_coefs,
+    execution_params,
+    panel_volatility_bps,
+    validate_execution_config,
+)
+from ai_trading.types import FloatArray, MarketPanel
+from kernels.layout import N_COST_STATE
+from kernels.portfolio import (
+    B_COST,
+    B_EQUITY,
+    B_FEES,
+    B_GROSS_EXPOSURE,
+    B_NET_EXPOSURE,
+    B_TRADED,
+    N_BAR_STATS,
+    simulate_portfolio,
+)
+
+
+@dataclass(frozen=True, eq=False)
+class PortfolioResult:
+    """Per-bar outcome of a target-weight simulation (bar 0 is the flat start).
+
+    ``fill_qty`` holds signed shares filled in each bar, ``fill_price`` their price (NaN
+    where nothing filled). ``cost`` is what execution cost against the reference mid plus
+    fees, so ``gross_equity = equity + cumsum(cost)`` is the curve without costs.
+    """
+
+    equity: FloatArray
+    cost: FloatArray
+    fees: FloatArray
+    traded_notional: FloatArray
+    gross_exposure: FloatArray
+    net_exposure: FloatArray
+    fill_qty: FloatArray
+    fill_price: FloatArray
+
+    @property
+    def gross_equity(self) -> FloatArray:
+        return self.equity + np.cumsum(self.cost)
+
+    @property
+    def net_returns(self) -> FloatArray:
+        return np.diff(self.equity) / self.equity[:-1]
+
+    @property
+    def gross_returns(self) -> FloatArray:
+        gross = self.gross_equity
+        return np.diff(gross) / gross[:-1]
+
+
+def check_latency_fits_bar(config: ExecutionConfig, bar_seconds: float) -> None:
+    """The fused path executes each decision within the next bar; refuse latencies that
+    would not fit (use :class:`ExecutionSimulator` with order batches for those)."""
+    if config.latency_median_ms / 1000.0 >= bar_seconds:
+        raise ConfigError(
+            f"execution.latency_median_ms={config.latency_median_ms} is not shorter than the "
+            f"{bar_seconds:g} s bar: target-weight simulation needs sub-bar latency"
+        )
+
+
+class PortfolioSimulator:
+    """Simulates a portfolio that rebalances to target weights at every bar's close.
+
+    :param config: execution parameters
+    :param cost_model: prices learned symbols with their estimates and, with ``learn``,
+        keeps learning from the simulated fills
+    """
+
+    def __init__(self, config: ExecutionConfig, cost_model: CostModel | None = None) -> None:
+        validate_execution_config(config)
+        self.config = config
+        self.cost_model = cost_model
+
+    def run(self, targets: FloatArray, panel: MarketPanel, initial_cash: float = 1_000_000.0, learn: bool = False) -> PortfolioResult:
+        """Simulate ``targets[T, S]`` (weights of equity; a row of NaN holds positions)."""
+        targets = np.ascontiguousarray(targets, dtype=np.float64)
+        if targets.shape != (panel.n_bars, panel.n_symbols):
+            raise OrderValidationError(f"targets have shape {targets.shape}, the panel is {(panel.n_bars, panel.n_symbols)}")
+        nan_rows = np.isnan(targets)
+        partial = nan_rows.any(axis=1) & ~nan_rows.all(axis=1)
+        if partial.any() or np.isinf(targets).any():
+            row = int(np.flatnonzero(partial | np.isinf(targets).any(axis=1))[0])
+            raise OrderValidationError(f"targets row {row}: weights must be finite, or the whole row NaN to hold")
+        if not (np.isfinite(initial_cash) and initial_cash > 0):
+            raise OrderValidationError(f"initial_cash must be finite and > 0, got {initial_cash!r}")
+        check_latency_fits_bar(self.config, panel.bar_seconds)
+        coefs = configured_coefs(self.config, panel.n_symbols)
+        cost_state = np.zeros((0, N_COST_STATE))
+        decay = 1.0
+        if self.cost_model is not None:
+            self.cost_model.apply_estimates(panel.symbols, coefs)
+            if learn:
+                cost_state, decay = self.cost_model.state_rows(panel.symbols), self.cost_model.decay
+        fill_qty = np.empty_like(panel.close)
+        fill_price = np.empty_like(panel.close)
+        stats = np.empty((panel.n_bars, N_BAR_STATS))
+        simulate_portfolio(
+            targets, float(initial_cash), panel.open, panel.close, panel.volume, panel.valid,
+            panel.spread_bps if panel.spread_bps is not None else np.empty((0, 0)),
+            panel_volatility_bps(panel, self.config.vol_halflife_bars), coefs,
+            execution_params(self.config, panel.bar_seconds), np.uint64(self.config.seed),
+            cost_state, decay, fill_qty, fill_price, stats,
+        )  # fmt: skip
+        if self.cost_model is not None and learn:
+            self.cost_model.store_rows(panel.symbols, cost_state)
+        return PortfolioResult(
+            equity=stats[:, B_EQUITY].copy(),
+            cost=stats[:, B_COST].copy(),
+            fees=stats[:, B_FEES].copy(),
+            traded_notional=stats[:, B_TRADED].copy(),
+            gross_exposure=stats[:, B_GROSS_EXPOSURE].copy(),
+            net_exposure=stats[:, B_NET_EXPOSURE].copy(),
+            fill_qty=fill_qty,
+            fill_price=fill_price,
+        )
