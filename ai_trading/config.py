@@ -34,10 +34,16 @@ class DataConfig:
 
     :param db_path: DuckDB file holding the ``bars`` table
     :param synthetic_seed: seed of the built-in data set generator
+    :param synthetic_symbols: symbols in the built-in data set (three liquidity tiers)
+    :param synthetic_daily_bars: daily bars per symbol (2520 business days, about 10 years)
+    :param synthetic_minute_bars: 1-minute bars per symbol (20 sessions of 390 bars)
     """
 
     db_path: Path = field(default_factory=lambda: default_cache_dir() / "market.duckdb")
     synthetic_seed: int = 7
+    synthetic_symbols: int = 40
+    synthetic_daily_bars: int = 2520
+    synthetic_minute_bars: int = 7800
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ class UnknownSymbolError(AiTradingError):
     """A symbol was asked for that the store or panel does not hold."""
 
 
+class DataStoreError(AiTradingError):
+    """The market-data store cannot be opened or written (locked, corrupt, unwritable)."""
+
+
 class OrderValidationError(AiTradingError):
     """An order batch is malformed: negative quantity, unknown symbol, bad limit, ..."""
 
