@@ -3,7 +3,8 @@
 Every kernel is strictly causal: the value at bar ``t`` reads bars ``t - lookback .. t``
 only. A value is written only where every bar of that lookback window is valid, which the
 caller proves with ``run``, the count of consecutive valid bars ending at each bar
-(:func:`valid_run_length`); everywhere else the kernel writes NaN. Feature kernels write
+(:func:`valid_run_length`); everywhere else the kernel writes NaN. Log returns are the
+exception: they need only the bars at their endpoints. Feature kernels write
 column ``col`` of a preallocated float32 output ``[T, S, F]`` and compute in float64.
 They return a status code and never raise.
 """
@@ -74,19 +75,20 @@ def natural_log(x, out):
 
 
 @njit(cache=True, nogil=True)
-def log_return(log_close, run, lag, skip, out, col):
+def log_return(log_close, valid, lag, skip, out, col):
     """``out = ln(close[t - skip]) - ln(close[t - lag])``, dimensionless log return.
 
     ``skip = 0`` is the plain ``lag``-bar log return; ``skip > 0`` is momentum that leaves
     out the most recent ``skip`` bars (Jegadeesh and Titman 1993, "12-1" momentum).
-    Valid where bars ``t - lag .. t`` are all valid.
+    Valid where bars ``t``, ``t - skip`` and ``t - lag`` are valid: a return needs only its
+    two endpoints, so one missing bar does not blank a year of momentum.
     """
     n_bars, n_symbols = log_close.shape
     if lag < 1 or skip < 0 or skip >= lag:
         return STATUS_BAD_WINDOW
     for t in range(n_bars):
         for s in range(n_symbols):
-            if run[t, s] > lag:
+            if t >= lag and valid[t, s] and valid[t - skip, s] and valid[t - lag, s]:
                 out[t, s, col] = log_close[t - skip, s] - log_close[t - lag, s]
             else:
                 out[t, s, col] = np.nan
@@ -245,11 +247,13 @@ def corwin_schultz_spread(log_high, log_low, run, out, col):
 
 
 @njit(cache=True, nogil=True)
-def quoted_spread(spread_bps, run, out, col):
-    """``out = spread_bps[t]``, the quoted spread in bps of mid, where the bar is valid and quoted."""
+def quoted_spread(spread_bps, run, min_run, out, col):
+    """``out = spread_bps[t]``, the quoted spread in bps of mid, where quoted and ``run >= min_run``."""
     n_bars, n_symbols = spread_bps.shape
+    if min_run < 1:
+        return STATUS_BAD_WINDOW
     for t in range(n_bars):
         for s in range(n_symbols):
             value = spread_bps[t, s]
-            out[t, s, col] = value if run[t, s] >= 1 and np.isfinite(value) else np.nan
+            out[t, s, col] = value if run[t, s] >= min_run and np.isfinite(value) else np.nan
     return STATUS_OK
