@@ -80,7 +80,8 @@ def portfolio_step(
     beta = params[P_IMPACT_BETA]
     equity = cash[0]
     for s in range(n_symbols):
-        equity += positions[s] * marks[s]
+        if positions[s] != 0.0:
+            equity += positions[s] * marks[s]
     cost = 0.0
     fees = 0.0
     traded = 0.0
@@ -121,7 +122,7 @@ def portfolio_step(
     for s in range(n_symbols):
         if valid[a, s]:
             marks[s] = close[a, s]
-        position_value = positions[s] * marks[s]
+        position_value = positions[s] * marks[s] if positions[s] != 0.0 else 0.0
         value += position_value
         gross += abs(position_value)
     bar_stats[B_EQUITY] = cash[0] + value

@@ -1,0 +1,194 @@
+"""Slow, obviously-correct pure-Python references for the execution kernels.
+
+Written from the model in DESIGN.md and the formulas in the kernel docstrings, with plain
+Python floats and integers (the random generator is re-implemented with Python integers),
+so that agreement with the Numba kernels means both say what the model says.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ai_trading.config import ExecutionConfig
+from ai_trading.types import MarketPanel, OrderBatch
+
+MASK = (1 << 64) - 1
+
+
+def splitmix64(x: int) -> int:
+    z = (x + 0x9E3779B97F4A7C15) & MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def uniform(seed: int, order_id: int, bar: int, stream: int) -> float:
+    h = splitmix64(seed ^ stream)
+    h = splitmix64(h ^ (order_id & MASK))
+    h = splitmix64(h ^ (bar & MASK))
+    return ((h >> 11) + 0.5) / 2.0**53
+
+
+def normal(seed: int, order_id: int, bar: int, stream: int) -> float:
+    u1 = uniform(seed, order_id, bar, 2 * stream)
+    u2 = uniform(seed, order_id, bar, 2 * stream + 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+def volatility_bps(close: np.ndarray, valid: np.ndarray, halflife: float) -> np.ndarray:
+    """EWMA of squared log returns between consecutive valid closes, weights summing to 1."""
+    lam = 0.5 ** (1.0 / halflife)
+    out = np.zeros(close.shape)
+    for s in range(close.shape[1]):
+        returns: list[float] = []
+        last = None
+        for t in range(close.shape[0]):
+            if valid[t, s]:
+                if last is not None:
+                    returns.append(math.log(close[t, s] / last))
+                last = close[t, s]
+            if returns:
+                n = len(returns)
+                weights = [lam ** (n - 1 - k) for k in range(n)]
+                var = sum(w * r * r for w, r in zip(weights, returns)) / sum(weights)
+                out[t, s] = math.sqrt(var) * 1e4
+    return out
+
+
+@dataclass
+class RefFill:
+    order: int
+    bar: int
+    qty: float
+    price: float
+    fee: float
+    mid: float
+
+
+@dataclass
+class RefOrder:
+    status: str
+    arrival_bar: int = -1
+    arrival_price: float = math.nan
+    decision_price: float = math.nan
+    filled: float = 0.0
+    avg_price: float = math.nan
+    fees: float = 0.0
+    fills: list[RefFill] = field(default_factory=list)
+
+
+def slice_cost_bps(cfg: ExecutionConfig, reference: float, qty: float, bar_volume: float, sigma: float, quoted: float, z: float) -> float:
+    if cfg.use_data_spread and not math.isnan(quoted):
+        spread = quoted
+    else:
+        spread = max(cfg.tick_size / reference * 1e4, cfg.spread_floor_bps + cfg.spread_vol_mult * sigma)
+    participation = qty / bar_volume
+    slippage = cfg.slippage_base_bps + cfg.slippage_vol_coef * sigma + cfg.impact_eta * sigma * participation**cfg.impact_beta
+    return spread / 2 + slippage + cfg.slippage_noise_bps * z
+
+
+def simulate_orders(cfg: ExecutionConfig, orders: OrderBatch, panel: MarketPanel) -> list[RefOrder]:
+    sigma = volatility_bps(panel.close, panel.valid, cfg.vol_halflife_bars)
+    results = []
+    n_bars = panel.n_bars
+    for i in range(len(orders)):
+        s, t0, side, oid = int(orders.symbol[i]), int(orders.bar[i]), int(orders.side[i]), int(orders.order_id[i])
+        if not panel.valid[t0, s]:
+            results.append(RefOrder("no_decision_price"))
+            continue
+        out = RefOrder("no_market", decision_price=float(panel.close[t0, s]))
+        latency_s = cfg.latency_median_ms / 1000.0
+        if cfg.latency_sigma > 0:
+            latency_s *= math.exp(cfg.latency_sigma * normal(cfg.seed, oid, t0, 0))
+        latency = latency_s / panel.bar_seconds
+        skip = math.floor(latency)
+        frac = latency - skip
+        start = t0 + 1 + skip
+        remaining = float(orders.qty[i])
+        for b in range(start, min(start + int(orders.tif_bars[i]), n_bars)):
+            if not panel.valid[b, s]:
+                continue
+            o, h, lo, c, v = (float(a[b, s]) for a in (panel.open, panel.high, panel.low, panel.close, panel.volume))
+            if out.arrival_bar < 0:
+                f = frac if b == start else 0.0
+                reference = o + (c - o) * f
+                out.arrival_bar, out.arrival_price = b, reference
+                available = v * (1 - f)
+            else:
+                reference = (o + h + lo + c) / 4
+                available = v
+            qty = min(remaining, cfg.max_participation * available)
+            if qty <= 1e-9:
+                continue
+            quoted = float(panel.spread_bps[b, s]) if panel.spread_bps is not None else math.nan
+            z = normal(cfg.seed, oid, b, 1) if cfg.slippage_noise_bps != 0 else 0.0
+            price = reference * (1 + side * slice_cost_bps(cfg, reference, qty, v, sigma[b - 1, s], quoted, z) / 1e4)
+            if orders.order_type[i] == 1:
+                limit = float(orders.limit_price[i])
+                if side * (price - limit) > 0:
+                    through = lo < limit if side > 0 else h > limit
+                    if not through:
+                        continue
+                    price = limit
+            fee = cfg.fee_bps / 1e4 * price * qty + cfg.fee_per_share * qty
+            out.fills.append(RefFill(i, b, qty, price, fee, reference))
+            remaining -= qty
+            if remaining <= 1e-9:
+                break
+        if out.fills:
+            total_fee = sum(f.fee for f in out.fills)
+            if total_fee < cfg.fee_min:
+                out.fills[-1].fee += cfg.fee_min - total_fee
+            out.filled = sum(f.qty for f in out.fills) if remaining > 1e-9 else float(orders.qty[i])
+            out.avg_price = sum(f.qty * f.price for f in out.fills) / out.filled
+            out.fees = sum(f.fee for f in out.fills)
+            out.status = "filled" if remaining <= 1e-9 else "partial"
+        elif out.arrival_bar >= 0:
+            out.status = "unfilled"
+        results.append(out)
+    return results
+
+
+def simulate_portfolio(cfg: ExecutionConfig, targets: np.ndarray, panel: MarketPanel, cash: float) -> list[float]:
+    """Equity at each bar's close for a portfolio rebalancing to ``targets`` every bar."""
+    sigma = volatility_bps(panel.close, panel.valid, cfg.vol_halflife_bars)
+    n_bars, n_symbols = panel.close.shape
+    positions = [0.0] * n_symbols
+    marks = [float(panel.close[0, s]) if panel.valid[0, s] else math.nan for s in range(n_symbols)]
+    equity_curve = [cash]
+    for t in range(n_bars - 1):
+        a = t + 1
+        equity = cash + sum(p * m for p, m in zip(positions, marks) if p != 0)
+        weights = targets[t]
+        if np.isnan(weights).all():
+            weights = [positions[s] * marks[s] / equity_curve[-1] if positions[s] else 0.0 for s in range(n_symbols)]
+        for s in range(n_symbols):
+            if not (panel.valid[t, s] and panel.valid[a, s]):
+                continue
+            gap = weights[s] * equity / marks[s] - positions[s]
+            if abs(gap) <= 1e-9:
+                continue
+            side = 1 if gap > 0 else -1
+            latency_s = cfg.latency_median_ms / 1000.0
+            if cfg.latency_sigma > 0:
+                latency_s *= math.exp(cfg.latency_sigma * normal(cfg.seed, s, t, 0))
+            frac = min(latency_s / panel.bar_seconds, 1.0)
+            o, c, v = float(panel.open[a, s]), float(panel.close[a, s]), float(panel.volume[a, s])
+            reference = o + (c - o) * frac
+            qty = min(abs(gap), cfg.max_participation * v * (1 - frac))
+            if qty <= 1e-9:
+                continue
+            quoted = float(panel.spread_bps[a, s]) if panel.spread_bps is not None else math.nan
+            z = normal(cfg.seed, s, a, 1) if cfg.slippage_noise_bps != 0 else 0.0
+            price = reference * (1 + side * slice_cost_bps(cfg, reference, qty, v, sigma[t, s], quoted, z) / 1e4)
+            fee = max(cfg.fee_bps / 1e4 * price * qty + cfg.fee_per_share * qty, cfg.fee_min)
+            positions[s] += side * qty
+            cash -= side * qty * price + fee
+        for s in range(n_symbols):
+            if panel.valid[a, s]:
+                marks[s] = float(panel.close[a, s])
+        equity_curve.append(cash + sum(p * m for p, m in zip(positions, marks) if p != 0))
+    return equity_curve
