@@ -119,9 +119,12 @@ class OmsConfig:
 
     :param dsn: SQLAlchemy/libpq URL of the intent store; PostgreSQL in production,
         a local SQLite file by default for local runs
+    :param sqlite_busy_timeout_s: how long a SQLite writer waits for another process's
+        write lock before failing (SQLite allows one writer at a time)
     """
 
     dsn: str = field(default_factory=lambda: f"sqlite:///{default_cache_dir() / 'oms.sqlite'}")
+    sqlite_busy_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,28 @@ class AlpacaConfig:
 
 
 @dataclass(frozen=True)
+class ArtifactsConfig:
+    """Signed model artifacts: where keys come from and where rollback state is kept.
+
+    :param signing_key_path: the private key ``ai-trading manifest sign`` uses (Ed25519
+        PKCS8 PEM or an HMAC key file), written by ``ai-trading keys generate``
+    :param signing_key_env: environment variable that may hold the signing key's text;
+        when it is set it is used instead of ``signing_key_path``
+    :param trusted_keys_dir: directory of verification keys a manifest may be signed
+        with (``*.pub`` Ed25519 public keys, ``*.hmac`` HMAC keys)
+    :param trusted_key_env: environment variable that may hold one more trusted key's text
+    :param trust_state_path: JSON file remembering the last accepted version of each
+        model, so an older validly signed manifest is refused (rollback protection)
+    """
+
+    signing_key_path: Path = field(default_factory=lambda: default_cache_dir() / "keys" / "signing.key")
+    signing_key_env: str = "AI_TRADING_SIGNING_KEY"
+    trusted_keys_dir: Path = field(default_factory=lambda: default_cache_dir() / "keys" / "trusted")
+    trusted_key_env: str = "AI_TRADING_TRUSTED_KEY"
+    trust_state_path: Path = field(default_factory=lambda: default_cache_dir() / "artifact_trust_state.json")
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """All sections; ``load_config`` builds one."""
 
@@ -168,6 +193,7 @@ class AppConfig:
     oms: OmsConfig = field(default_factory=OmsConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
 
 ENV_PREFIX = "AI_TRADING_"

@@ -45,6 +45,10 @@ class StoreNotMigrated(AiTradingError):
     """The database is not at the latest Alembic revision."""
 
 
+class MigrationError(AiTradingError):
+    """A schema migration could not run (unknown revision, failed step)."""
+
+
 class IllegalTransition(AiTradingError):
     """An intent state change that the OMS transition table forbids."""
 
@@ -58,7 +62,11 @@ class OverfillError(AiTradingError):
 
 
 class IntentConflict(AiTradingError):
-    """An intent with this client_order_id already exists with different order fields."""
+    """An intent (or fill) with this id is already stored with different fields."""
+
+
+class UnknownIntent(AiTradingError):
+    """No intent with this client_order_id is stored."""
 
 
 class ClientOrderIdError(AiTradingError):
@@ -91,6 +99,14 @@ class TradingBlocked(AiTradingError):
 
 class ProvenanceError(AiTradingError):
     """Feature schema hash, dataset fingerprint or file digests do not match."""
+
+
+class FeatureSchemaMismatch(ProvenanceError):
+    """A model was trained on features with another schema than the current builder's."""
+
+
+class DatasetFingerprintMismatch(ProvenanceError):
+    """A model was trained or evaluated on other data than the caller requires."""
 
 
 class SignatureError(AiTradingError):

@@ -295,3 +295,57 @@ class Fill:
         _require_decimal(f"{where}: price", self.price, positive=True)
         _require_decimal(f"{where}: fee", self.fee, positive=False)
         _require_aware(f"{where}: ts", self.ts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntentEvent:
+    """One entry of an intent's append-only history.
+
+    :param client_order_id: the intent
+    :param event: what happened: ``CREATED``, ``TRANSITION``, ``FILL`` or ``ATTEMPT``
+    :param from_state: state before (None for ``CREATED``)
+    :param to_state: state after
+    :param version: the intent's version after the change
+    :param detail: event data (broker ids, fill quantities as strings, errors)
+    :param ts: when it was recorded (UTC)
+    """
+
+    client_order_id: str
+    event: str
+    from_state: IntentState | None
+    to_state: IntentState
+    version: int
+    detail: Mapping[str, str] | None
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForeignOrder:
+    """A broker order the OMS did not create; recorded by reconciliation, never touched.
+
+    :param broker_order_id: the broker's id
+    :param client_order_id: its client order id, if the broker reports one
+    :param cid_shaped: True when that id is a well-formed CIDv2 id we do not know
+        (another instance of this system, or an intent lost in a way that must be looked at)
+    :param symbol: instrument symbol
+    :param side: buy or sell
+    :param qty: order quantity
+    :param filled_qty: quantity filled so far
+    :param status: the broker's status, as reported
+    :param first_seen_at: first reconciliation that saw it (UTC)
+    :param last_seen_at: latest reconciliation that saw it (UTC)
+    """
+
+    broker_order_id: str
+    client_order_id: str | None
+    cid_shaped: bool
+    symbol: str
+    side: Side
+    qty: Decimal
+    filled_qty: Decimal
+    status: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "side", _member(Side, self.side, f"foreign order {self.broker_order_id}: side"))
