@@ -1,0 +1,59 @@
+"""The built-in demonstration strategy of ``ai-trading sim``.
+
+Cross-sectional momentum: every ``rebalance_bars`` bars, rank symbols by their trailing
+``lookback`` return, hold the top fifth long and the bottom fifth short with equal weights
+of a fixed book. Orders are the changes of the intended book, decided at the rebalance
+bar's close, each live until the next rebalance. It exists to exercise the simulator
+end to end, not as investment advice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ai_trading.execution.pnl import forward_filled_close
+from ai_trading.types import FloatArray, MarketPanel, OrderBatch
+
+
+def momentum_weights(panel: MarketPanel, lookback: int, rebalance_bars: int) -> FloatArray:
+    """Target weights ``[T, S]`` at rebalance bars (NaN elsewhere); long/short fifths."""
+    close = forward_filled_close(panel)
+    weights = np.full((panel.n_bars, panel.n_symbols), np.nan)
+    bucket = max(panel.n_symbols // 5, 1)
+    for t in range(lookback, panel.n_bars - 1, rebalance_bars):
+        past = close[t - lookback]
+        tradable = panel.valid[t] & (past > 0)
+        row = np.zeros(panel.n_symbols)
+        if tradable.sum() >= 2 * bucket:
+            momentum = np.where(tradable, close[t] / np.where(past > 0, past, 1.0) - 1.0, np.nan)
+            order = np.argsort(momentum[tradable])
+            names = np.flatnonzero(tradable)
+            row[names[order[-bucket:]]] = 0.5 / bucket
+            row[names[order[:bucket]]] = -0.5 / bucket
+        weights[t] = row
+    return weights
+
+
+def book_orders(weights: FloatArray, panel: MarketPanel, book: float, rebalance_bars: int) -> OrderBatch:
+    """Orders that move the intended book (``weights * book`` in shares) between rebalances."""
+    decided = np.flatnonzero(~np.isnan(weights[:, 0]))
+    close = forward_filled_close(panel)
+    shares = np.zeros((decided.size, panel.n_symbols))
+    for k, t in enumerate(decided):
+        shares[k] = np.where(close[t] > 0, np.round(weights[t] * book / np.where(close[t] > 0, close[t], 1.0)), 0.0)
+    change = np.diff(shares, axis=0, prepend=0.0)
+    rows, symbols = np.nonzero(change)
+    qty = change[rows, symbols]
+    return OrderBatch.market(
+        order_id=np.arange(rows.size),
+        symbol=symbols,
+        bar=decided[rows],
+        side=np.sign(qty).astype(np.int64),
+        qty=np.abs(qty),
+        tif_bars=rebalance_bars,
+    )
+
+
+DEMO_BOOK = 10_000_000.0
+DEMO_LOOKBACK = 20
+DEMO_REBALANCE_BARS = 5
