@@ -1,6 +1,28 @@
 """Evaluation: leak-free splits (purged k-fold, combinatorial purged CV, walk-forward)
-and cost-adjusted performance metrics."""
+and cost-adjusted performance metrics of executed strategies."""
 
+from ai_trading.evaluation.metrics import (
+    PERIODS_PER_YEAR,
+    CostAdjustedMetrics,
+    ReturnMetrics,
+    annual_return,
+    annual_volatility,
+    bar_costs,
+    calmar_ratio,
+    cost_adjusted_metrics,
+    cscv_logits,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    exposure,
+    hit_rate,
+    max_drawdown,
+    probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
+    psr_from_moments,
+    sharpe_ratio,
+    sortino_ratio,
+    turnover,
+)
 from ai_trading.evaluation.purged_cv import (
     CombinatorialPurgedCV,
     LabelIntervals,
@@ -12,11 +34,31 @@ from ai_trading.evaluation.purged_cv import (
 )
 
 __all__ = [
+    "PERIODS_PER_YEAR",
     "CombinatorialPurgedCV",
+    "CostAdjustedMetrics",
     "LabelIntervals",
     "PurgedKFold",
+    "ReturnMetrics",
     "WalkForward",
+    "annual_return",
+    "annual_volatility",
+    "bar_costs",
+    "calmar_ratio",
+    "cost_adjusted_metrics",
+    "cscv_logits",
+    "deflated_sharpe_ratio",
     "embargo_count",
+    "expected_max_sharpe",
+    "exposure",
     "fold_blocks",
+    "hit_rate",
+    "max_drawdown",
+    "probabilistic_sharpe_ratio",
+    "probability_of_backtest_overfitting",
+    "psr_from_moments",
     "purged_train_mask",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "turnover",
 ]
