@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ai_trading.oms.intent_store import IntentStore
 
 POSTGRES_DSN_ENV = "AI_TRADING_OMS_DSN"
 REQUIRE_POSTGRES_ENV = "AI_TRADING_REQUIRE_POSTGRES"
@@ -50,3 +57,55 @@ def postgres_dsn() -> str:
     if dsn is None:
         pytest.fail(f"{POSTGRES_DSN_ENV} is not set to a postgresql:// URL")
     return dsn
+
+
+# OMS databases. Tests take `oms_database_url` (or `oms_store`) and run once per backend;
+# the PostgreSQL run carries the `postgres` marker.
+OMS_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def oms_postgres_url(postgres_dsn: str) -> Iterator[str]:
+    """A fresh database on the PostgreSQL server for this test session, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"ai_trading_test_{uuid.uuid4().hex[:12]}"
+    server = make_url(postgres_dsn)
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=OMS_BACKENDS)
+def oms_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an OMS database per backend: a new SQLite file (WAL, shareable between
+    processes), or the session's fresh PostgreSQL database (shared by the session's tests:
+    each test establishes the revision it needs)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'oms.sqlite'}"
+    return str(request.getfixturevalue("oms_postgres_url"))
+
+
+@pytest.fixture
+def oms_store(oms_database_url: str) -> Iterator[IntentStore]:
+    """An empty intent store at the head revision, per backend."""
+    from ai_trading.config import OmsConfig
+    from ai_trading.oms.intent_store import IntentStore
+    from ai_trading.oms.migrate import upgrade
+    from ai_trading.oms.schema import metadata
+
+    config = OmsConfig(dsn=oms_database_url)
+    upgrade(config)
+    store = IntentStore.open(config)
+    with store.engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
+    try:
+        yield store
+    finally:
+        store.close()
