@@ -315,8 +315,9 @@ class CostAdjustedMetrics:
     """Net and gross performance of executed trades, what the costs took, and how much was traded.
 
     :param net: metrics of the net returns ``r_t = E_t / E_{t-1} - 1`` of the equity curve
-    :param gross: metrics of ``r_t + cost_t / E_{t-1}``: the same trades with each period's
-        costs added back on the same capital base
+    :param gross: metrics of the returns of the gross curve ``G_t = E_t + sum_{s<=t} cost_s``
+        (``G_0 = E_0``): the same fills with every cost handed back, so the gross total
+        return is ``gross_pnl / E_0`` (the simulator's ``gross_equity``)
     :param net_pnl: ``E_T - E_0`` in currency; ``gross_pnl = net_pnl + total_costs``
     :param total_costs: execution costs in currency (spread, slippage, impact vs mid, plus fees)
     :param cost_bps: ``total_costs / traded_notional * 1e4``; NaN when nothing traded
@@ -409,7 +410,8 @@ def cost_adjusted_metrics(
     equity_now, cost = arrays["equity"], arrays["costs"]
     equity_before = np.concatenate(([float(initial_equity)], equity_now[:-1]))
     net_returns = equity_now / equity_before - 1.0
-    gross_returns = net_returns + cost / equity_before
+    gross_equity = equity_now + np.cumsum(cost)
+    gross_returns = gross_equity / np.concatenate(([float(initial_equity)], gross_equity[:-1])) - 1.0
     total_costs = float(cost.sum())
     traded = float(arrays["traded_notional"].sum())
     net_pnl = float(equity_now[-1] - initial_equity)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ai_trading.config import ExecutionConfig
 from ai_trading.errors import EvaluationError
 from ai_trading.evaluation.metrics import (
     CostAdjustedMetrics,
@@ -34,7 +35,8 @@ from ai_trading.evaluation.metrics import (
     sortino_ratio,
     turnover,
 )
-from ai_trading.types import FillBatch
+from ai_trading.execution.portfolio import PortfolioSimulator
+from ai_trading.types import FillBatch, MarketPanel
 
 SETTINGS = settings(max_examples=80, deadline=None)
 PPY = 252
@@ -314,12 +316,16 @@ def test_cost_adjusted_metrics_decompose_gross_and_net() -> None:
     report = cost_adjusted_metrics(equity, costs, traded, gross_exposure, initial_equity=100_000.0)
     before = np.concatenate(([100_000.0], equity[:-1]))
     net = equity / before - 1
-    gross = net + costs / before
+    gross_equity = [100_000.0]
+    for e, c in zip(equity, np.cumsum(costs), strict=True):
+        gross_equity.append(e + c)
+    gross = np.diff(gross_equity) / np.array(gross_equity[:-1])
     assert report.net.sharpe_ratio == pytest.approx(sharpe_ratio(net))
     assert report.gross.sharpe_ratio == pytest.approx(sharpe_ratio(gross))
     assert report.gross.annual_return > report.net.annual_return
     assert report.net.total_return == pytest.approx(equity[-1] / 100_000.0 - 1)
     assert report.gross_pnl - report.net_pnl == pytest.approx(costs.sum())
+    assert report.gross.total_return == pytest.approx(report.gross_pnl / 100_000.0)
     assert report.cost_bps == pytest.approx(costs.sum() / traded.sum() * 1e4)
     assert report.cost_drag == pytest.approx(np.mean(costs / before) * 252)
     assert report.turnover == pytest.approx(np.mean(traded / before) * 252)
@@ -363,3 +369,30 @@ def test_cost_adjusted_metrics_rejects_bad_input(override: dict[str, object], ne
     args.update(override)
     with pytest.raises(EvaluationError, match=needle):
         cost_adjusted_metrics(**args)  # type: ignore[arg-type]
+
+
+def test_report_of_a_simulated_portfolio_agrees_with_its_curves() -> None:
+    """The report takes the portfolio simulator's per-bar arrays as they are (bar 0 = flat start)."""
+    rng = np.random.default_rng(7)
+    n_bars, n_symbols = 200, 3
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n_bars, n_symbols)), axis=0))
+    panel = MarketPanel(
+        ts=np.arange(n_bars, dtype=np.int64) * 86_400 * 10**9,
+        symbols=("A", "B", "C"),
+        open=close,
+        high=close * 1.01,
+        low=close * 0.99,
+        close=close,
+        volume=np.full((n_bars, n_symbols), 1e6),
+        valid=np.ones((n_bars, n_symbols), dtype=bool),
+    )
+    targets = np.where(rng.random((n_bars, n_symbols)) < 0.5, 0.3, -0.2)
+    result = PortfolioSimulator(ExecutionConfig()).run(targets, panel, initial_cash=1e6)
+    report = cost_adjusted_metrics(
+        result.equity[1:], result.cost[1:], result.traded_notional[1:], result.gross_exposure[1:], initial_equity=result.equity[0]
+    )
+    assert report.total_costs > 0 and report.traded_notional > 0
+    assert report.net.sharpe_ratio == pytest.approx(sharpe_ratio(result.net_returns))
+    assert report.gross.sharpe_ratio == pytest.approx(sharpe_ratio(result.gross_returns))
+    assert report.gross_pnl == pytest.approx(result.gross_equity[-1] - result.equity[0])
+    assert report.gross.total_return > report.net.total_return
