@@ -141,6 +141,21 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True)
+class ManagerConfig:
+    """Order manager and reconciliation.
+
+    :param resend_grace_s: a SUBMITTED intent the broker does not know is resent (under the
+        same client_order_id) only once it has been unchanged this long, so a send still in
+        flight in another live process is not raced; 0 when no other process can be sending
+    :param position_checks: how many times reconciliation re-reads fills and positions
+        before reporting a position mismatch (fills may land between the two reads)
+    """
+
+    resend_grace_s: float = 10.0
+    position_checks: int = 3
+
+
+@dataclass(frozen=True)
 class AlpacaConfig:
     """Alpaca Trading API v2 (``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``, ``APCA_API_BASE_URL``).
 
@@ -192,6 +207,7 @@ class AppConfig:
     cost_model: CostModelConfig = field(default_factory=CostModelConfig)
     oms: OmsConfig = field(default_factory=OmsConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
+    manager: ManagerConfig = field(default_factory=ManagerConfig)
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
