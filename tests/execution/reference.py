@@ -8,6 +8,7 @@ so that agreement with the Numba kernels means both say what the model says.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,9 +34,7 @@ def uniform(seed: int, order_id: int, bar: int, stream: int) -> float:
 
 
 def normal(seed: int, order_id: int, bar: int, stream: int) -> float:
-    u1 = uniform(seed, order_id, bar, 2 * stream)
-    u2 = uniform(seed, order_id, bar, 2 * stream + 1)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    return NormalDist().inv_cdf(uniform(seed, order_id, bar, stream))
 
 
 def volatility_bps(close: np.ndarray, valid: np.ndarray, halflife: float) -> np.ndarray:
