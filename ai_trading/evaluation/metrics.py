@@ -4,7 +4,8 @@ Returns are simple per-period returns ``r_t = E_t / E_{t-1} - 1`` in a finite 1-
 NaN or inf raise :class:`EvaluationError` (fill or drop missing periods first). The classic
 ratios follow empyrical's definitions, including its edge cases (NaN when a ratio is
 undefined, e.g. fewer than two periods or zero volatility); PSR, DSR and PBO follow
-Bailey and López de Prado (2012, 2014) and Bailey, Borwein, López de Prado and Zhu (2017).
+Bailey and López de Prado (2012, 2014) and Bailey, Borwein, López de Prado and Zhu (2015
+working paper, J. Computational Finance 2017).
 """
 
 from __future__ import annotations
@@ -39,12 +40,20 @@ def _array(name: str, values: ArrayLike, ndim: int = 1) -> FloatArray:
     bad = ~np.isfinite(array)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise EvaluationError(f"{name} holds NaN or inf at index {where if ndim > 1 else where[0]}: fill or drop missing periods first")
+        index = where if ndim > 1 else where[0]
+        raise EvaluationError(f"{name} holds NaN or inf at index {index}: fill or drop missing periods first")
     return array
 
 
+def _integer(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise EvaluationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _periods(periods_per_year: float) -> float:
-    if not (math.isfinite(periods_per_year) and periods_per_year > 0):
+    numeric = isinstance(periods_per_year, (int, float, np.number)) and not isinstance(periods_per_year, bool)
+    if not (numeric and math.isfinite(periods_per_year) and periods_per_year > 0):
         raise EvaluationError(f"periods_per_year must be a positive number, got {periods_per_year!r}")
     return float(periods_per_year)
 
@@ -176,8 +185,7 @@ def expected_max_sharpe(n_trials: int, trials_sharpe_variance: float) -> float:
     ``sqrt(V)`` (pass the variance of annualised Sharpes to get an annualised ``SR0``).
     One trial involves no selection: ``SR0 = 0``.
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise EvaluationError(f"n_trials must be an integer >= 1, got {n_trials!r}")
+    _integer("n_trials", n_trials, 1)
     if not (math.isfinite(trials_sharpe_variance) and trials_sharpe_variance >= 0):
         raise EvaluationError(f"trials_sharpe_variance must be a finite number >= 0, got {trials_sharpe_variance!r}")
     if n_trials == 1:
@@ -222,8 +230,8 @@ def cscv_logits(returns_matrix: ArrayLike, n_submatrices: int = 16) -> FloatArra
     """
     m = _array("returns_matrix", returns_matrix, ndim=2)
     n_rows, n_configs = m.shape
-    if isinstance(n_submatrices, bool) or not isinstance(n_submatrices, (int, np.integer)) or n_submatrices < 2 or n_submatrices % 2:
-        raise EvaluationError(f"n_submatrices must be an even integer >= 2, got {n_submatrices!r}")
+    if _integer("n_submatrices", n_submatrices, 2) % 2:
+        raise EvaluationError(f"n_submatrices must be even (half the blocks are in-sample), got {n_submatrices}")
     rows = n_rows // n_submatrices
     if n_configs < 2 or rows < 2:
         raise EvaluationError(

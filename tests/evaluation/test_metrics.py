@@ -177,6 +177,7 @@ BAD_INPUTS = [
     (lambda: max_drawdown([[0.01, 0.02]]), "1-D"),
     (lambda: annual_return(["x"]), "numeric"),
     (lambda: sharpe_ratio([0.01, 0.02], periods_per_year=0), "periods_per_year"),
+    (lambda: sharpe_ratio([0.01, 0.02], periods_per_year="252"), "periods_per_year"),  # type: ignore[arg-type]
     (lambda: expected_max_sharpe(0, 1.0), "n_trials"),
     (lambda: expected_max_sharpe(5, -1.0), "trials_sharpe_variance"),
     (lambda: probability_of_backtest_overfitting(np.zeros((64, 3)), 5), "even"),
