@@ -2,8 +2,10 @@
 
 Cross-sectional momentum: every ``rebalance_bars`` bars, rank symbols by their trailing
 ``lookback`` return, hold the top fifth long and the bottom fifth short with equal weights
-of a fixed book. Orders are the changes of the intended book, decided at the rebalance
-bar's close, each live until the next rebalance. It exists to exercise the simulator
+of a fixed book, each position capped at ``max_adv_fraction`` of the symbol's trailing
+average volume (a desk would not hold more of a thin name than it can trade out of).
+Orders are the changes of the intended book, decided at the rebalance bar's close, each
+live until the next rebalance. It exists to exercise the simulator
 end to end, not as investment advice.
 """
 
@@ -34,13 +36,26 @@ def momentum_weights(panel: MarketPanel, lookback: int, rebalance_bars: int) -> 
     return weights
 
 
-def book_orders(weights: FloatArray, panel: MarketPanel, book: float, rebalance_bars: int) -> OrderBatch:
-    """Orders that move the intended book (``weights * book`` in shares) between rebalances."""
+def trailing_mean_volume(panel: MarketPanel, window: int) -> FloatArray:
+    """Mean volume over the last ``window`` bars up to and including t (missing bars = 0)."""
+    volume = np.where(panel.valid, panel.volume, 0.0)
+    cumulative = np.cumsum(volume, axis=0)
+    lagged = np.vstack([np.zeros((window, panel.n_symbols)), cumulative[:-window]])[: panel.n_bars]
+    counts = np.minimum(np.arange(1, panel.n_bars + 1), window)[:, None]
+    return (cumulative - lagged) / counts
+
+
+def book_orders(weights: FloatArray, panel: MarketPanel, book: float, rebalance_bars: int, max_adv_fraction: float, adv_window: int) -> OrderBatch:
+    """Orders that move the intended book (``weights * book`` in shares, capped by
+    liquidity) between rebalances."""
     decided = np.flatnonzero(~np.isnan(weights[:, 0]))
     close = forward_filled_close(panel)
+    adv = trailing_mean_volume(panel, adv_window)
     shares = np.zeros((decided.size, panel.n_symbols))
     for k, t in enumerate(decided):
-        shares[k] = np.where(close[t] > 0, np.round(weights[t] * book / np.where(close[t] > 0, close[t], 1.0)), 0.0)
+        wanted = np.where(close[t] > 0, weights[t] * book / np.where(close[t] > 0, close[t], 1.0), 0.0)
+        cap = max_adv_fraction * adv[t]
+        shares[k] = np.round(np.clip(wanted, -cap, cap))
     change = np.diff(shares, axis=0, prepend=0.0)
     rows, symbols = np.nonzero(change)
     qty = change[rows, symbols]
@@ -57,3 +72,5 @@ def book_orders(weights: FloatArray, panel: MarketPanel, book: float, rebalance_
 DEMO_BOOK = 10_000_000.0
 DEMO_LOOKBACK = 20
 DEMO_REBALANCE_BARS = 5
+DEMO_MAX_ADV_FRACTION = 0.02
+DEMO_ADV_WINDOW = 20

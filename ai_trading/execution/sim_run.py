@@ -12,10 +12,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ai_trading.config import ExecutionConfig
-from ai_trading.execution.demo import DEMO_BOOK, DEMO_LOOKBACK, DEMO_REBALANCE_BARS, book_orders, momentum_weights
+from ai_trading.execution.demo import (
+    DEMO_ADV_WINDOW,
+    DEMO_BOOK,
+    DEMO_LOOKBACK,
+    DEMO_MAX_ADV_FRACTION,
+    DEMO_REBALANCE_BARS,
+    book_orders,
+    momentum_weights,
+)
 from ai_trading.execution.pnl import FillEquity, equity_from_fills
 from ai_trading.execution.simulator import ExecutionSimulator, SimExecutionResult
 from ai_trading.types import MarketPanel
+
+
+def _iso(ts_ns: np.int64) -> str:
+    return str(np.datetime_as_string(np.datetime64(int(ts_ns), "ns"), unit="s")) + "Z"
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,8 +43,8 @@ class SimRun:
         return {
             "symbols": self.panel.n_symbols,
             "bars": self.panel.n_bars,
-            "start": str(np.datetime64(int(self.panel.ts[0]), "ns")) if self.panel.n_bars else None,
-            "end": str(np.datetime64(int(self.panel.ts[-1]), "ns")) if self.panel.n_bars else None,
+            "start": _iso(self.panel.ts[0]),
+            "end": _iso(self.panel.ts[-1]),
             **totals.to_dict(),
             "gross_pnl": self.equity.gross_pnl,
             "net_pnl": self.equity.net_pnl,
@@ -76,7 +88,7 @@ def plot_equity(panel: MarketPanel, equity: FillEquity, path: Path) -> None:
 def run_demo(panel: MarketPanel, config: ExecutionConfig) -> SimRun:
     """Demo strategy orders on ``panel``, filled by the simulator, turned into equity."""
     weights = momentum_weights(panel, DEMO_LOOKBACK, DEMO_REBALANCE_BARS)
-    orders = book_orders(weights, panel, DEMO_BOOK, DEMO_REBALANCE_BARS)
+    orders = book_orders(weights, panel, DEMO_BOOK, DEMO_REBALANCE_BARS, DEMO_MAX_ADV_FRACTION, DEMO_ADV_WINDOW)
     simulator = ExecutionSimulator(config)
     start = time.perf_counter()
     result = simulator.simulate(orders, panel)

@@ -1,0 +1,96 @@
+"""``ai-trading sim`` end to end on the built-in data set, and fill-based equity."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from ai_trading.cli import main
+from ai_trading.execution.pnl import equity_from_fills
+from ai_trading.types import FillBatch, MarketPanel
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sim") / "market.duckdb"
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert main(["sim", "--json", *args]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, "the JSON summary must be the only thing on stdout"
+    return json.loads(out)
+
+
+def test_json_summary_is_complete_and_deterministic(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = run_json(capsys, "--db", str(store_path))
+    second = run_json(capsys, "--db", str(store_path))
+    for key in ("orders", "fills", "fill_rate", "mean_participation", "slippage_bps_arrival", "slippage_bps_decision", "fees", "cost_bps", "gross_pnl", "net_pnl", "bar_symbols_per_s"):
+        assert key in first
+    timing = {"sim_seconds", "bar_symbols_per_s"}
+    assert {k: v for k, v in first.items() if k not in timing} == {k: v for k, v in second.items() if k not in timing}
+    assert first["orders"] > 0 and 0 < first["fill_rate"] <= 1
+    assert first["gross_pnl"] - first["net_pnl"] == pytest.approx(first["execution_cost"])
+    assert first["execution_cost"] > 0 and first["fees"] > 0
+    other_seed = run_json(capsys, "--db", str(store_path), "--seed", "99")
+    assert other_seed["net_pnl"] != first["net_pnl"]
+
+
+def test_symbols_and_dates_select_the_panel(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = run_json(capsys, "--db", str(store_path), "--symbols", "SYN00,SYN03,SYN06,SYN09,SYN12", "--start", "2018-01-01", "--end", "2019-01-01")
+    assert summary["symbols"] == 5
+    assert summary["start"].startswith("2018-01") and summary["end"].startswith("2018-12")
+
+
+def test_unknown_symbol_is_a_clear_error(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--db", str(store_path), "--symbols", "NOPE"]) == 2
+    assert "NOPE" in capsys.readouterr().err
+
+
+def test_out_writes_fills_orders_and_plot(store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = run_json(capsys, "--db", str(store_path), "--out", str(tmp_path))
+    fills = pq.read_table(tmp_path / "fills.parquet")
+    orders = pq.read_table(tmp_path / "orders.parquet")
+    assert fills.num_rows == summary["fills"] and orders.num_rows == summary["orders"]
+    assert {"order_id", "bar", "ts", "qty", "price", "fee", "symbol_name"} <= set(fills.column_names)
+    assert (tmp_path / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_second_start_does_not_recompile_kernels(store_path: Path) -> None:
+    env = {**os.environ, "NUMBA_DEBUG_CACHE": "1"}
+    command = [sys.executable, "-m", "ai_trading.cli", "sim", "--json", "--db", str(store_path)]
+    subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    second = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    assert "data loaded" in second.stdout + second.stderr
+    assert "data saved" not in second.stdout + second.stderr
+
+
+def test_equity_from_fills_matches_a_bar_by_bar_ledger() -> None:
+    close = np.array([[10.0, 20.0], [11.0, np.nan], [12.0, 22.0], [9.0, 25.0]])
+    valid = ~np.isnan(close)
+    panel = MarketPanel(ts=np.arange(4), symbols=("A", "B"), open=close, high=close, low=close, close=close, volume=np.ones_like(close), valid=valid)
+    fills = FillBatch(
+        order_id=[1, 2, 3], symbol=[0, 1, 0], bar=[1, 2, 3], ts=[1, 2, 3], side=[1, -1, -1], qty=[5.0, 2.0, 5.0],
+        price=[11.1, 21.9, 8.9], fee=[1.0, 1.0, 1.0], mid=[11.0, 22.0, 9.0], participation=[0.1] * 3, sigma_bps=[1.0] * 3, spread_bps=[np.nan] * 3,
+    )  # fmt: skip
+    result = equity_from_fills(fills, panel, 1000.0)
+    cash, position, expected = 1000.0, [0.0, 0.0], []
+    marks = [10.0, 20.0]
+    for t in range(4):
+        for k in range(3):
+            if fills.bar[k] == t:
+                position[fills.symbol[k]] += fills.side[k] * fills.qty[k]
+                cash -= fills.side[k] * fills.qty[k] * fills.price[k] + fills.fee[k]
+        marks = [close[t, s] if valid[t, s] else marks[s] for s in range(2)]
+        expected.append(cash + position[0] * marks[0] + position[1] * marks[1])
+    np.testing.assert_allclose(result.net, expected)
+    costs = (11.1 - 11.0) * 5 + 1 + (22.0 - 21.9) * 2 + 1 + (9.0 - 8.9) * 5 + 1
+    assert result.gross_pnl - result.net_pnl == pytest.approx(costs)
