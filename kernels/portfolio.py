@@ -34,15 +34,19 @@ N_BAR_STATS = 6
 
 
 @njit(cache=True, nogil=True)
-def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.ndarray, marks: np.ndarray) -> float:
-    """Update each symbol's mark to bar ``t``'s close where valid; return position value."""
+def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.ndarray, marks: np.ndarray) -> tuple[float, float]:
+    """Move each symbol's mark to bar ``t``'s close where valid; return the net and the
+    gross (sum of absolute) value of the positions at those marks."""
     value = 0.0
+    gross = 0.0
     for s in range(positions.shape[0]):
         if valid[t, s]:
             marks[s] = close[t, s]
         if positions[s] != 0.0:
-            value += positions[s] * marks[s]
-    return value
+            position_value = positions[s] * marks[s]
+            value += position_value
+            gross += abs(position_value)
+    return value, gross
 
 
 @njit(cache=True, nogil=True)
@@ -117,14 +121,7 @@ def portfolio_step(
             cost_bps = side * (price - reference) / reference * 1e4
             half = 0.5 * quoted if quoted == quoted else 0.0
             ewma_observe(cost_state[s], participation_power(qty / bar_volume, beta), (cost_bps - half) / sigma, quoted, decay)
-    value = 0.0
-    gross = 0.0
-    for s in range(n_symbols):
-        if valid[a, s]:
-            marks[s] = close[a, s]
-        position_value = positions[s] * marks[s] if positions[s] != 0.0 else 0.0
-        value += position_value
-        gross += abs(position_value)
+    value, gross = mark_to_market(a, close, valid, positions, marks)
     bar_stats[B_EQUITY] = cash[0] + value
     bar_stats[B_COST] = cost
     bar_stats[B_FEES] = fees
