@@ -1,0 +1,43 @@
+"""The one shape of bars: the DuckDB table and the Arrow schema every layer converts to.
+
+DuckDB keeps timestamps in microseconds; the Arrow side uses nanoseconds UTC like
+:class:`~ai_trading.types.MarketPanel`, so ingest refuses sub-microsecond timestamps
+instead of letting the store silently merge them.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+VALUE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume", "spread_bps")
+BAR_COLUMNS: tuple[str, ...] = ("symbol", "ts", *VALUE_COLUMNS)
+
+TS_TYPE = pa.timestamp("ns", tz="UTC")
+
+BARS_SCHEMA = pa.schema(
+    [
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("ts", TS_TYPE, nullable=False),
+        *(pa.field(name, pa.float64(), nullable=False) for name in (*PRICE_COLUMNS, "volume")),
+        pa.field("spread_bps", pa.float64(), nullable=True),
+    ]
+)
+
+BARS_TABLE = "bars"
+
+BARS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {BARS_TABLE} (
+    symbol VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    open DOUBLE NOT NULL,
+    high DOUBLE NOT NULL,
+    low DOUBLE NOT NULL,
+    close DOUBLE NOT NULL,
+    volume DOUBLE NOT NULL,
+    spread_bps DOUBLE,
+    PRIMARY KEY (symbol, ts)
+)
+"""
+
+NS_PER_US = 1_000
