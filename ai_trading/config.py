@@ -199,6 +199,77 @@ class ArtifactsConfig:
 
 
 @dataclass(frozen=True)
+class RLEnvConfig:
+    """The portfolio RL environment (``ai_trading.rl_trading.env``).
+
+    :param episode_length: steps (bars) before an episode is truncated; 252 = a trading year
+        of daily bars
+    :param leverage_limit: gross leverage limit; actions in [-1, 1] per asset are fractions
+        of it, scaled down so absolute weights sum to at most the limit
+    :param initial_cash: equity at the start of every episode, currency
+    :param max_drawdown: drawdown from the episode's peak equity that terminates it (0..1]
+    :param drawdown_penalty: reward penalty per unit of current drawdown, per step
+    :param turnover_budget: traded notional / equity per step allowed without penalty
+    :param turnover_penalty: reward penalty per unit of turnover beyond the budget
+    :param leverage_penalty: reward penalty per unit of gross leverage beyond the limit
+        (prices move after a rebalance, so the book can drift past it)
+    """
+
+    episode_length: int = 252
+    leverage_limit: float = 1.0
+    initial_cash: float = 1_000_000.0
+    max_drawdown: float = 0.25
+    drawdown_penalty: float = 0.0
+    turnover_budget: float = 0.2
+    turnover_penalty: float = 0.001
+    leverage_penalty: float = 0.01
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Walk-forward evaluation of the ridge signal on simulated executions.
+
+    :param folds: walk-forward test blocks (each trains on everything before it, purged)
+    :param train_bars: rolling training window in bars; None trains on every earlier bar
+    :param label_horizon: the label is the forward return over this many bars
+    :param purge: extra bars purged before each test block, beyond the label overlap
+    :param embargo: bars dropped after each combinatorial-CV test block
+    :param cpcv_groups: groups N of the combinatorial purged CV behind the Sharpe distribution
+    :param cpcv_test_groups: groups k tested per CPCV split (``C(N-1, k-1)`` paths)
+    :param ridge_alpha: L2 penalty of the ridge on cross-sectionally standardised features
+    :param max_weight: per-name position cap, fraction of equity
+    :param gross_leverage: sum of absolute target weights, fraction of equity
+    :param market_neutral: subtract each bar's cross-sectional mean prediction (with more
+        than one symbol) so longs and shorts balance
+    :param initial_cash: starting capital of every simulated run, currency
+    :param periods_per_year: bars per year for annualising (252 for daily bars)
+    :param psr_benchmark_sharpe: annualised Sharpe the PSR tests against
+    :param pbo_submatrices: CSCV blocks S for the PBO over a parameter grid (even)
+    :param max_plausible_sharpe: an annualised net Sharpe above this is flagged as
+        implausible (likely leakage or a data error); 3-4 is rare for real daily strategies
+    :param max_cost_share: flag when costs exceed this share of a positive gross P&L
+    """
+
+    folds: int = 5
+    train_bars: int | None = None
+    label_horizon: int = 5
+    purge: int = 0
+    embargo: int = 5
+    cpcv_groups: int = 6
+    cpcv_test_groups: int = 2
+    ridge_alpha: float = 10.0
+    max_weight: float = 0.1
+    gross_leverage: float = 1.0
+    market_neutral: bool = True
+    initial_cash: float = 1_000_000.0
+    periods_per_year: float = 252.0
+    psr_benchmark_sharpe: float = 0.0
+    pbo_submatrices: int = 8
+    max_plausible_sharpe: float = 4.0
+    max_cost_share: float = 0.5
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """All sections; ``load_config`` builds one."""
 
@@ -210,6 +281,8 @@ class AppConfig:
     manager: ManagerConfig = field(default_factory=ManagerConfig)
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    rl_env: RLEnvConfig = field(default_factory=RLEnvConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
 ENV_PREFIX = "AI_TRADING_"

@@ -1,0 +1,88 @@
+"""``ai-trading walkforward``: walk-forward evaluation of the ridge signal on simulated fills."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = sub.add_parser("walkforward", help="walk-forward and CPCV evaluation of the ridge signal on simulated executions")
+    parser.add_argument("--symbols", help="comma-separated symbols (default: all in the store)")
+    parser.add_argument("--start", help="first bar, inclusive (ISO date or timestamp)")
+    parser.add_argument("--end", help="last bar, exclusive (ISO date or timestamp)")
+    parser.add_argument("--db", type=Path, help="DuckDB market-data store (default: data.db_path)")
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--folds", type=int, help="walk-forward folds (default: evaluation.folds)")
+    parser.add_argument("--seed", type=int, help="simulator seed (default: execution.seed)")
+    parser.add_argument("--alphas", help="comma-separated ridge penalties: adds PBO across them and deflates the Sharpe")
+    parser.add_argument("--model", type=Path, help="signed model directory to evaluate instead of refitting per fold")
+    parser.add_argument("--out", type=Path, help="new directory for report.json, equity.png, the model and a signed manifest")
+    parser.add_argument("--name", default="walkforward", help="artifact name of the signed evaluation (default: walkforward)")
+    parser.add_argument("--json", action="store_true", help="print the full report as one JSON object, nothing else")
+    parser.set_defaults(handler=run)
+
+
+def _summary(report: dict[str, Any]) -> str:
+    data, agg = report["data"], report["aggregate"]
+    lines = [f"data      {len(data['symbols'])} symbols x {data['bars']} bars, {data['start']} .. {data['end']}"]
+    if agg is not None:
+        lines += [
+            f"net       Sharpe {agg['net']['sharpe_ratio']}, return {agg['net']['total_return']}, max drawdown {agg['net']['max_drawdown']}",
+            f"gross     Sharpe {agg['gross']['sharpe_ratio']}, return {agg['gross']['total_return']}",
+            f"costs     {agg['total_costs']} ({agg['cost_bps']} bps), turnover {agg['turnover']}/yr",
+            f"PSR/DSR   {agg['net']['probabilistic_sharpe_ratio']} / {agg['deflated_sharpe_ratio']}",
+        ]
+    lines.append(f"CPCV      Sharpe over {report['cpcv']['paths']} paths: mean {report['cpcv']['sharpe_mean']}, std {report['cpcv']['sharpe_std']}")
+    if report["grid"]["pbo"] is not None:
+        lines.append(f"PBO       {report['grid']['pbo']} over ridge_alpha {report['grid']['ridge_alpha']}")
+    lines += [f"ANOMALY   {a['code']} ({a['scope']}): {a['message']}" for a in report["anomalies"]]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ai_trading.artifacts import Trust, load_verified
+    from ai_trading.artifacts.keys import load_signing_key
+    from ai_trading.config import load_config
+    from ai_trading.data import open_store
+    from ai_trading.errors import ConfigError
+    from ai_trading.evaluation.report import MODEL_FILE, write_evaluation
+    from ai_trading.evaluation.signal_model import RidgeModel
+    from ai_trading.evaluation.walkforward import evaluate_walkforward
+    from ai_trading.features import FeatureBuilder
+
+    config = load_config(args.config)
+    if args.db is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, db_path=args.db))
+    if args.seed is not None:
+        config = dataclasses.replace(config, execution=dataclasses.replace(config.execution, seed=args.seed))
+    if args.folds is not None:
+        config = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, folds=args.folds))
+    try:
+        alphas = tuple(float(a) for a in args.alphas.split(",") if a.strip()) if args.alphas else ()
+    except ValueError as exc:
+        raise ConfigError(f"--alphas must be comma-separated numbers ({exc})") from exc
+    signer = load_signing_key(config.artifacts.signing_key_path, config.artifacts.signing_key_env) if args.out else None
+    builder = FeatureBuilder()
+    model = None
+    if args.model is not None:
+        artifact = load_verified(args.model, Trust.from_config(config.artifacts), builder.feature_schema_hash)
+        model = RidgeModel.from_bytes(artifact.read(MODEL_FILE), builder.feature_schema_hash)
+    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None
+    panel = open_store(config.data).panel(symbols, args.start, args.end)
+    report = evaluate_walkforward(panel, config, builder, model, alphas)
+    document = report.to_dict()
+    if signer is not None:
+        document["written"] = [str(p) for p in write_evaluation(report, args.out, signer, args.name)]
+    if args.json:
+        json.dump(document, sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(_summary(document))
+        for path in document.get("written", []):
+            print(f"wrote {path}")
+    return 0
