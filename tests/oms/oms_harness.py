@@ -7,6 +7,7 @@ is final, and the invariants every test checks.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,13 +20,14 @@ from ai_trading.oms.manager import OrderManager
 from ai_trading.oms.models import OrderIntent
 
 N_SYMBOLS = 3
-N_BARS = 400
+N_BARS = 1500
 PANEL_SEED = 5
 # 0.2% of a bar's volume per order per bar: mid-tier orders of a few hundred shares fill
 # in several slices, small-tier ones run out of time in force (partly filled, canceled).
 EXECUTION = ExecutionConfig(seed=9, max_participation=0.002, tif_bars=4, latency_sigma=0.3)
 NO_GRACE = ManagerConfig(resend_grace_s=0.0)
-MAX_POLLS = 40
+FINISH_TIMEOUT_S = 60.0
+IN_FLIGHT_PAUSE_S = 0.01
 
 
 def open_broker(path: Path) -> SimBroker:
@@ -47,24 +49,36 @@ def make_intents(batch: int, size: int) -> list[OrderIntent]:
 
 
 def finish(manager: OrderManager, broker: SimBroker, intents: list[OrderIntent]) -> None:
-    """Submit (idempotently) and poll, moving the market on, until every intent is final."""
+    """Submit (idempotently) and poll until every intent is final.
+
+    The market moves on one bar per poll, except while a peer process is still sending
+    one of the intents (reported in flight): then the poll is repeated after a pause.
+    """
     manager.submit_all(intents)
-    for _ in range(MAX_POLLS):
-        manager.poll()
-        if not manager.store.open_intents():
-            return
-        broker.advance()
-    raise AssertionError(f"intents still open after {MAX_POLLS} polls")
+    deadline = time.monotonic() + FINISH_TIMEOUT_S
+    while any(not manager.store.get(intent.client_order_id).is_final for intent in intents):  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"intents still open after {FINISH_TIMEOUT_S} s")
+        if manager.poll().in_flight:
+            time.sleep(IN_FLIGHT_PAUSE_S)
+        else:
+            broker.advance()
 
 
-def check_invariants(store: IntentStore, broker: SimBroker, intents: list[OrderIntent]) -> list[str]:
-    """Zero duplicate orders, zero lost intents, OMS positions == broker positions."""
+def check_invariants(
+    store: IntentStore, broker: SimBroker, intents: list[OrderIntent], decided: set[str] | None = None
+) -> list[str]:
+    """Zero duplicate orders, zero lost intents, OMS positions == broker positions.
+
+    ``intents`` are checked one by one; ``decided`` (default: their ids) is every client
+    order id ever decided against this broker, so any other broker order is a stray.
+    """
     problems: list[str] = []
     orders = broker.all_orders()
     per_cid: dict[str, int] = {}
     for order in orders:
         per_cid[order.client_order_id] = per_cid.get(order.client_order_id, 0) + 1
-    wanted = {intent.client_order_id for intent in intents}
+    wanted = {intent.client_order_id for intent in intents} if decided is None else decided
     problems += [f"{cid}: {n} orders at the broker" for cid, n in per_cid.items() if n != 1]
     problems += [f"{cid}: broker order under an id the OMS never decided" for cid in per_cid if cid not in wanted]
     for intent in intents:
