@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from alpaca_server import KEY_ID, SECRET_KEY, FakeAlpaca
+from tests.brokers.alpaca_server import KEY_ID, SECRET_KEY, FakeAlpaca
 
 from ai_trading.brokers.alpaca import AlpacaBroker
 from ai_trading.config import AlpacaConfig, load_config
