@@ -243,7 +243,6 @@ class EvaluationConfig:
         than one symbol) so longs and shorts balance
     :param initial_cash: starting capital of every simulated run, currency
     :param periods_per_year: bars per year for annualising (252 for daily bars)
-    :param psr_benchmark_sharpe: annualised Sharpe the PSR tests against
     :param pbo_submatrices: CSCV blocks S for the PBO over a parameter grid (even)
     :param max_plausible_sharpe: an annualised net Sharpe above this is flagged as
         implausible (likely leakage or a data error); 3-4 is rare for real daily strategies
@@ -263,7 +262,6 @@ class EvaluationConfig:
     market_neutral: bool = True
     initial_cash: float = 1_000_000.0
     periods_per_year: float = 252.0
-    psr_benchmark_sharpe: float = 0.0
     pbo_submatrices: int = 8
     max_plausible_sharpe: float = 4.0
     max_cost_share: float = 0.5
