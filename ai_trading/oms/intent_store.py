@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -22,7 +24,7 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, Inexact, loc
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Row, Select, select, update
+from sqlalchemy import Connection, Engine, Row, Select, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ai_trading.config import OmsConfig
@@ -52,6 +54,20 @@ logger = logging.getLogger(__name__)
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact])
 INTENT_COLUMNS = tuple(column for column in intents.c if column.name != "id")
 FOREIGN_COLUMNS = tuple(column for column in foreign_orders.c if column.name != "id")
+# Statements are built once and executed with parameters: SQLAlchemy then reuses their
+# compiled form instead of rebuilding and re-keying a statement per call.
+SELECT_BY_CID = select(intents.c.id, *INTENT_COLUMNS).where(intents.c.client_order_id == bindparam("cid"))
+GUARDED_UPDATE = (
+    update(intents)
+    .where(
+        intents.c.client_order_id == bindparam("guard_cid"),
+        intents.c.version == bindparam("guard_version"),
+        intents.c.state == bindparam("guard_state"),
+    )
+    .returning(intents.c.id)
+)
+INSERT_EVENT = intent_events.insert()
+FOREIGN_REFRESHED = ("client_order_id", "cid_shaped", "symbol", "side", "qty", "filled_qty", "status", "last_seen_at")
 
 
 @dataclass(frozen=True)
@@ -90,8 +106,20 @@ class IntentStore:
     def __init__(self, engine: Engine) -> None:
         require_head(engine)
         self._engine = engine
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._insert: Callable[..., Any] = dialect.insert
+        # One connection per thread, kept for the store's life: a pool checkout per
+        # transaction would cost more than the statements of a short transition.
+        self._local = threading.local()
+        self._connections: list[Connection] = []
+        self._connections_lock = threading.Lock()
+        insert: Callable[..., Any] = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+        self._insert_intent = (
+            insert(intents).on_conflict_do_nothing(index_elements=[intents.c.client_order_id]).returning(intents.c.id)
+        )
+        self._insert_fill = insert(fills).on_conflict_do_nothing(index_elements=[fills.c.broker_fill_id]).returning(fills.c.id)
+        upsert = insert(foreign_orders)
+        self._upsert_foreign = upsert.on_conflict_do_update(
+            index_elements=[foreign_orders.c.broker_order_id], set_={key: upsert.excluded[key] for key in FOREIGN_REFRESHED}
+        ).returning(*FOREIGN_COLUMNS)
 
     @classmethod
     def open(cls, config: OmsConfig) -> Self:
@@ -108,6 +136,10 @@ class IntentStore:
         return self._engine
 
     def close(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
         self._engine.dispose()
 
     def __enter__(self) -> Self:
@@ -128,14 +160,8 @@ class IntentStore:
         if intent.state is not IntentState.CREATED or intent.version != 1 or intent.filled_qty or intent.attempts:
             raise IllegalTransition(f"intent {intent.client_order_id}: a new intent must be CREATED, version 1, unsent and unfilled")
         values = _plain({column.name: getattr(intent, column.name) for column in INTENT_COLUMNS})
-        statement = (
-            self._insert(intents)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=[intents.c.client_order_id])
-            .returning(intents.c.id)
-        )
-        with self._engine.begin() as connection:
-            intent_id = connection.execute(statement).scalar_one_or_none()
+        with self._transaction() as connection:
+            intent_id = connection.execute(self._insert_intent, values).scalar_one_or_none()
             if intent_id is None:
                 stored = self._require(connection, intent.client_order_id)
                 if not stored.same_order(intent):
@@ -150,8 +176,8 @@ class IntentStore:
 
     def get(self, client_order_id: str) -> OrderIntent | None:
         """The stored intent, or None."""
-        with self._engine.connect() as connection:
-            row = connection.execute(select(*INTENT_COLUMNS).where(intents.c.client_order_id == client_order_id)).first()
+        with self._transaction() as connection:
+            row = connection.execute(SELECT_BY_CID, {"cid": client_order_id}).first()
         return None if row is None else _intent(row)
 
     def list_intents(self, states: Iterable[IntentState] | None = None) -> list[OrderIntent]:
@@ -191,7 +217,7 @@ class IntentStore:
             changes["broker_order_id"] = broker_order_id
         if error is not None:
             changes["last_error"] = error
-        with self._engine.begin() as connection:
+        with self._transaction() as connection:
             updated = self._update(connection, intent, changes, "TRANSITION", {"broker_order_id": broker_order_id, "error": error})
         logger.info(
             "OMS_INTENT_TRANSITION",
@@ -206,7 +232,7 @@ class IntentStore:
         changes: dict[str, Any] = {"attempts": intent.attempts + 1}
         if error is not None:
             changes["last_error"] = error
-        with self._engine.begin() as connection:
+        with self._transaction() as connection:
             updated = self._update(connection, intent, changes, "ATTEMPT", {"error": error})
         logger.info("OMS_INTENT_ATTEMPT", extra={"client_order_id": intent.client_order_id, "attempts": updated.attempts})
         return updated
@@ -223,23 +249,18 @@ class IntentStore:
         :class:`~ai_trading.errors.OverfillError` and records nothing. ``broker_order_id`` is
         stored when the intent has none yet (its acknowledgement may have been lost).
         """
-        with self._engine.begin() as connection:
+        with self._transaction() as connection:
             intent_id, current = self._require_with_id(connection, fill.client_order_id)
-            statement = (
-                self._insert(fills)
-                .values(
-                    broker_fill_id=fill.broker_fill_id,
-                    intent_id=intent_id,
-                    qty=fill.qty,
-                    price=fill.price,
-                    fee=fill.fee,
-                    ts=fill.ts,
-                    recorded_at=utc_now(),
-                )
-                .on_conflict_do_nothing(index_elements=[fills.c.broker_fill_id])
-                .returning(fills.c.id)
-            )
-            if connection.execute(statement).scalar_one_or_none() is None:
+            row = {
+                "broker_fill_id": fill.broker_fill_id,
+                "intent_id": intent_id,
+                "qty": fill.qty,
+                "price": fill.price,
+                "fee": fill.fee,
+                "ts": fill.ts,
+                "recorded_at": utc_now(),
+            }
+            if connection.execute(self._insert_fill, row).scalar_one_or_none() is None:
                 self._check_replay(connection, fill)
                 logger.info("OMS_FILL_REPLAYED", extra={"broker_fill_id": fill.broker_fill_id})
                 return FillResult(current, applied=False)
@@ -341,13 +362,8 @@ class IntentStore:
             "first_seen_at": seen,
             "last_seen_at": seen,
         }
-        insert = self._insert(foreign_orders).values(values)
-        refreshed = {key: insert.excluded[key] for key in values if key != "first_seen_at"}
-        statement = insert.on_conflict_do_update(index_elements=[foreign_orders.c.broker_order_id], set_=refreshed).returning(
-            *FOREIGN_COLUMNS
-        )
-        with self._engine.begin() as connection:
-            row = connection.execute(statement).one()
+        with self._transaction() as connection:
+            row = connection.execute(self._upsert_foreign, values).one()
         logger.info("OMS_FOREIGN_ORDER_SEEN", extra={"broker_order_id": broker_order_id, "client_order_id": client_order_id})
         return ForeignOrder(**row._mapping)
 
@@ -357,14 +373,24 @@ class IntentStore:
 
     # -- internals -----------------------------------------------------------------------
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """This thread's connection inside one transaction (committed unless an error escapes)."""
+        connection: Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
+            connection = self._engine.connect()
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        with connection.begin():
+            yield connection
+
     def _rows(self, query: Select[Any]) -> list[Row[Any]]:
-        with self._engine.connect() as connection:
+        with self._transaction() as connection:
             return list(connection.execute(query))
 
     def _require_with_id(self, connection: Connection, client_order_id: str) -> tuple[int, OrderIntent]:
-        row = connection.execute(
-            select(intents.c.id, *INTENT_COLUMNS).where(intents.c.client_order_id == client_order_id)
-        ).first()
+        row = connection.execute(SELECT_BY_CID, {"cid": client_order_id}).first()
         if row is None:
             raise UnknownIntent(f"no intent with client_order_id {client_order_id!r}; foreign orders are recorded apart")
         return row.id, _intent(row)
@@ -389,17 +415,8 @@ class IntentStore:
     ) -> OrderIntent:
         now = utc_now()
         values = {**changes, "version": intent.version + 1, "updated_at": now}
-        statement = (
-            update(intents)
-            .where(
-                intents.c.client_order_id == intent.client_order_id,
-                intents.c.version == intent.version,
-                intents.c.state == intent.state.value,
-            )
-            .values(_plain(values))
-            .returning(intents.c.id)
-        )
-        intent_id = connection.execute(statement).scalar_one_or_none()
+        guard = {"guard_cid": intent.client_order_id, "guard_version": intent.version, "guard_state": intent.state.value}
+        intent_id = connection.execute(GUARDED_UPDATE, {**_plain(values), **guard}).scalar_one_or_none()
         if intent_id is None:
             raise ConcurrencyConflict(
                 f"intent {intent.client_order_id} is no longer {intent.state} at version {intent.version}: "
@@ -419,13 +436,14 @@ class IntentStore:
         detail: str | None,
     ) -> None:
         connection.execute(
-            intent_events.insert().values(
-                intent_id=intent_id,
-                event=event,
-                from_state=None if from_state is None else from_state.value,
-                to_state=intent.state.value,
-                version=intent.version,
-                detail=detail,
-                ts=intent.updated_at,
-            )
+            INSERT_EVENT,
+            {
+                "intent_id": intent_id,
+                "event": event,
+                "from_state": None if from_state is None else from_state.value,
+                "to_state": intent.state.value,
+                "version": intent.version,
+                "detail": detail,
+                "ts": intent.updated_at,
+            },
         )
