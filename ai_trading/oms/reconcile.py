@@ -211,8 +211,11 @@ class Reconciler:
         """Full start-up reconciliation: resolve, apply fills, foreign orders, positions."""
         report = ReconciliationReport(started_at=utc_now())
         open_orders, fills = self._resolve(report)
-        self._record_foreign(report, open_orders, fills)
         self._compare_positions(report)
+        if report.position_mismatches:
+            # Look for whose fills moved the broker's positions: the whole fill history.
+            fills = self._broker.list_fills()
+        self._record_foreign(report, open_orders, fills)
         report.finished_at = utc_now()
         logger.log(
             logging.INFO if report.passed else logging.ERROR,
