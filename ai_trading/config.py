@@ -237,6 +237,8 @@ class EvaluationConfig:
     :param cpcv_groups: groups N of the combinatorial purged CV behind the Sharpe distribution
     :param cpcv_test_groups: groups k tested per CPCV split (``C(N-1, k-1)`` paths)
     :param ridge_alpha: L2 penalty of the ridge on cross-sectionally standardised features
+    :param rebalance_bars: rebalance to the predicted weights every this many bars and hold
+        in between (the label horizon by default: each decision is held for what it predicts)
     :param max_weight: per-name position cap, fraction of equity
     :param gross_leverage: sum of absolute target weights, fraction of equity
     :param market_neutral: subtract each bar's cross-sectional mean prediction (with more
@@ -257,6 +259,7 @@ class EvaluationConfig:
     cpcv_groups: int = 6
     cpcv_test_groups: int = 2
     ridge_alpha: float = 10.0
+    rebalance_bars: int = 5
     max_weight: float = 0.1
     gross_leverage: float = 1.0
     market_neutral: bool = True

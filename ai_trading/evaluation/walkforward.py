@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +177,10 @@ def _fit(inputs: EvaluationInputs, train: IntArray, alpha: float, loaded: RidgeM
 def _simulate(inputs: EvaluationInputs, prediction: FloatArray) -> PortfolioResult:
     """Fills and equity of the weights the predictions imply, priced by a fresh EWMA cost model."""
     ev, config = inputs.config.evaluation, inputs.config
+    if ev.rebalance_bars < 1:
+        raise EvaluationError(f"evaluation.rebalance_bars must be >= 1, got {ev.rebalance_bars}")
     weights = target_weights(prediction, ev.max_weight, ev.gross_leverage, ev.market_neutral)
+    weights[np.arange(weights.shape[0]) % ev.rebalance_bars != 0] = np.nan  # NaN rows hold positions
     state_path = config.cost_model.state_path
     if state_path is not None and state_path.exists():
         cost_model = CostModel.load(config.cost_model, config.execution)
@@ -232,12 +236,14 @@ def _cpcv_sharpes(inputs: EvaluationInputs, alpha: float, loaded: RidgeModel | N
     for train, test in cv.split(inputs.intervals):
         outputs.append(_fit(inputs, train, alpha, loaded).predict(inputs.design[test]))
     paths = cv.assemble_paths(outputs, n)
-    sharpes = np.empty(cv.n_paths)
-    for p in range(cv.n_paths):
-        prediction = np.full(inputs.panel.close.shape, np.nan)
-        prediction[:n] = paths[p]
-        sharpes[p] = _oos_sharpe(_simulate(inputs, prediction), 0, ev.periods_per_year)
-    return sharpes
+    last_row = np.full((1, *paths.shape[2:]), np.nan)
+
+    def path_sharpe(path: FloatArray) -> float:
+        return _oos_sharpe(_simulate(inputs, np.concatenate([path, last_row])), 0, ev.periods_per_year)
+
+    # Paths are independent and the simulation kernel releases the GIL: run them in threads.
+    with ThreadPoolExecutor() as pool:
+        return np.array(list(pool.map(path_sharpe, paths)), dtype=np.float64)
 
 
 def evaluate_walkforward(
