@@ -226,33 +226,6 @@ class RLEnvConfig:
 
 
 @dataclass(frozen=True)
-class RLEnvConfig:
-    """The portfolio RL environment (``ai_trading.rl_trading.env``).
-
-    :param episode_length: steps (bars) before an episode is truncated; 252 = a trading year
-        of daily bars
-    :param leverage_limit: gross leverage limit; actions in [-1, 1] per asset are fractions
-        of it, scaled down so absolute weights sum to at most the limit
-    :param initial_cash: equity at the start of every episode, currency
-    :param max_drawdown: drawdown from the episode's peak equity that terminates it (0..1]
-    :param drawdown_penalty: reward penalty per unit of current drawdown, per step
-    :param turnover_budget: traded notional / equity per step allowed without penalty
-    :param turnover_penalty: reward penalty per unit of turnover beyond the budget
-    :param leverage_penalty: reward penalty per unit of gross leverage beyond the limit
-        (prices move after a rebalance, so the book can drift past it)
-    """
-
-    episode_length: int = 252
-    leverage_limit: float = 1.0
-    initial_cash: float = 1_000_000.0
-    max_drawdown: float = 0.25
-    drawdown_penalty: float = 0.0
-    turnover_budget: float = 0.2
-    turnover_penalty: float = 0.001
-    leverage_penalty: float = 0.01
-
-
-@dataclass(frozen=True)
 class EvaluationConfig:
     """Walk-forward evaluation of the ridge signal on simulated executions.
 
@@ -264,6 +237,8 @@ class EvaluationConfig:
     :param cpcv_groups: groups N of the combinatorial purged CV behind the Sharpe distribution
     :param cpcv_test_groups: groups k tested per CPCV split (``C(N-1, k-1)`` paths)
     :param ridge_alpha: L2 penalty of the ridge on cross-sectionally standardised features
+    :param rebalance_bars: rebalance to the predicted weights every this many bars and hold
+        in between (the label horizon by default: each decision is held for what it predicts)
     :param max_weight: per-name position cap, fraction of equity
     :param gross_leverage: sum of absolute target weights, fraction of equity
     :param market_neutral: subtract each bar's cross-sectional mean prediction (with more
@@ -284,6 +259,7 @@ class EvaluationConfig:
     cpcv_groups: int = 6
     cpcv_test_groups: int = 2
     ridge_alpha: float = 10.0
+    rebalance_bars: int = 5
     max_weight: float = 0.1
     gross_leverage: float = 1.0
     market_neutral: bool = True
@@ -306,7 +282,6 @@ class AppConfig:
     manager: ManagerConfig = field(default_factory=ManagerConfig)
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
-    rl_env: RLEnvConfig = field(default_factory=RLEnvConfig)
     rl_env: RLEnvConfig = field(default_factory=RLEnvConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
