@@ -7,10 +7,13 @@ from ai_trading.oms.idempotency import (
     parse_client_order_id,
     signal_hash,
 )
+from ai_trading.oms.intent_store import FillResult, IntentStore
 from ai_trading.oms.models import (
     FINAL_STATES,
     TRANSITIONS,
     Fill,
+    ForeignOrder,
+    IntentEvent,
     IntentState,
     OrderIntent,
     OrderType,
@@ -23,7 +26,11 @@ __all__ = [
     "TRANSITIONS",
     "ClientOrderId",
     "Fill",
+    "FillResult",
+    "ForeignOrder",
+    "IntentEvent",
     "IntentState",
+    "IntentStore",
     "OrderIntent",
     "OrderType",
     "Side",
