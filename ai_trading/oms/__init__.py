@@ -7,6 +7,7 @@ from ai_trading.oms.idempotency import (
     parse_client_order_id,
     signal_hash,
 )
+from ai_trading.oms.broker import Broker, BrokerFill, BrokerOrder, BrokerOrderStatus, BrokerPosition, OrderRequest
 from ai_trading.oms.intent_store import FillResult, IntentStore
 from ai_trading.oms.models import (
     FINAL_STATES,
@@ -20,8 +21,20 @@ from ai_trading.oms.models import (
     Side,
     TimeInForce,
 )
+from ai_trading.oms.manager import Checkpoint, OrderManager
+from ai_trading.oms.reconcile import ReconciliationReport, Reconciler
 
 __all__ = [
+    "Broker",
+    "BrokerFill",
+    "BrokerOrder",
+    "BrokerOrderStatus",
+    "BrokerPosition",
+    "Checkpoint",
+    "OrderManager",
+    "OrderRequest",
+    "ReconciliationReport",
+    "Reconciler",
     "FINAL_STATES",
     "TRANSITIONS",
     "ClientOrderId",
