@@ -14,6 +14,7 @@ VALUE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume", "spread_bps")
 BAR_COLUMNS: tuple[str, ...] = ("symbol", "ts", *VALUE_COLUMNS)
 
 TS_TYPE = pa.timestamp("ns", tz="UTC")
+STORED_TS_TYPE = pa.timestamp("us", tz="UTC")  # what the store's queries return
 
 BARS_SCHEMA = pa.schema(
     [

@@ -24,7 +24,7 @@ import pyarrow as pa
 from ai_trading.config import DataConfig
 from ai_trading.data.ingest import read_bars
 from ai_trading.data.panel import panel_from_arrow
-from ai_trading.data.schema import BAR_COLUMNS, BARS_DDL, BARS_TABLE, NS_PER_US, VALUE_COLUMNS
+from ai_trading.data.schema import BAR_COLUMNS, BARS_DDL, BARS_TABLE, NS_PER_US, STORED_TS_TYPE, VALUE_COLUMNS
 from ai_trading.data.synthetic import DAILY, generate_bars
 from ai_trading.errors import DataStoreError, DataValidationError, UnknownSymbolError
 from ai_trading.types import MarketPanel
@@ -246,7 +246,8 @@ class MarketDataStore:
             [pa.DictionaryArray.from_arrays(chunk, dictionary) for chunk in raw.column("code").chunks],
             type=pa.dictionary(pa.int32(), pa.string()),
         )
-        return pa.Table.from_arrays([symbol, *raw.columns[1:]], names=list(BAR_COLUMNS))
+        ts = raw.column("ts").cast(STORED_TS_TYPE)  # DuckDB names the zone Etc/UTC; same instants
+        return pa.Table.from_arrays([symbol, ts, *raw.columns[2:]], names=list(BAR_COLUMNS))
 
     def query_arrow(
         self, symbols: Sequence[str] | None = None, start: TimeBound = None, end: TimeBound = None, sort: bool = False

@@ -56,6 +56,10 @@ class RowLocator:
         return DataValidationError(self.source, row, rule, detail)
 
 
+def _format_ts(ns: int) -> str:
+    return f"{np.datetime64(int(ns), 'ns')}Z"
+
+
 def _first(mask: NDArray[np.bool_]) -> int | None:
     hits = np.flatnonzero(mask)
     return int(hits[0]) if hits.size else None
@@ -70,7 +74,7 @@ def _check_values(table: pa.Table, where: RowLocator) -> None:
     ts = table.column("ts").cast(pa.int64()).to_numpy()
     index = _first(ts % NS_PER_US != 0)
     if index is not None:
-        raise where.error(index, RULE_TS_PRECISION, f"ts={table.column('ts')[index]}")
+        raise where.error(index, RULE_TS_PRECISION, f"ts={_format_ts(ts[index])}")
 
     prices = {name: pc.fill_null(table.column(name), np.nan).to_numpy() for name in PRICE_COLUMNS}
     for name, values in prices.items():
@@ -111,7 +115,7 @@ def _check_order(table: pa.Table, where: RowLocator) -> None:
     k = int(np.argmin(later))
     index, previous = int(later[k]), int(order[:-1][bad][k])
     rule = RULE_DUPLICATE if step[bad][k] == 0 else RULE_ORDER
-    detail = f"symbol {table.column('symbol')[index]}, ts {table.column('ts')[index]} after row {previous + 1}'s {table.column('ts')[previous]}"
+    detail = f"symbol {table.column('symbol')[index]}, ts {_format_ts(ts[index])} after row {previous + 1}'s {_format_ts(ts[previous])}"
     raise where.error(index, rule, detail)
 
 
