@@ -226,6 +226,39 @@ class RLEnvConfig:
 
 
 @dataclass(frozen=True)
+class PromotionCriteria:
+    """When a multi-seed RL run may be promoted (``ai_trading.rl.governance``); every
+    statistic is over the seeds' out-of-sample (test range) results.
+
+    :param min_seeds: seeds required; 10 by default for promotion, never fewer than 5
+    :param min_mean_sharpe: mean annualised net Sharpe across seeds must reach this
+    :param max_sharpe_std: standard deviation (ddof=1) of Sharpe across seeds must stay below
+    :param max_drawdown: the worst seed's max drawdown (a positive fraction) must stay below
+    :param min_turnover: mean annualised two-sided turnover must be at least this (a policy
+        that never trades has learned nothing to promote)
+    :param max_turnover: ... and at most this (cost-fragile churn)
+    :param bootstrap_samples: resamples of the seeds for the confidence interval of mean Sharpe
+    :param confidence: two-sided level of that interval; its lower bound must be > 0
+    :param bootstrap_seed: seed of the bootstrap, so a report is reproducible
+    :param min_deflated_sharpe: the best seed's Deflated Sharpe Ratio (probability that its
+        Sharpe beats the best of as many skill-less trials) must reach this
+    :param periods_per_year: bars per year for annualising (252 for daily bars)
+    """
+
+    min_seeds: int = 10
+    min_mean_sharpe: float = 0.5
+    max_sharpe_std: float = 1.0
+    max_drawdown: float = 0.25
+    min_turnover: float = 0.5
+    max_turnover: float = 50.0
+    bootstrap_samples: int = 2000
+    confidence: float = 0.95
+    bootstrap_seed: int = 0
+    min_deflated_sharpe: float = 0.9
+    periods_per_year: float = 252.0
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     """Walk-forward evaluation of the ridge signal on simulated executions.
 
@@ -283,6 +316,7 @@ class AppConfig:
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     rl_env: RLEnvConfig = field(default_factory=RLEnvConfig)
+    governance: PromotionCriteria = field(default_factory=PromotionCriteria)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 

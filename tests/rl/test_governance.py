@@ -1,0 +1,126 @@
+"""Promotion gate: every rule rejects on its own, statistics against plain references, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ai_trading.cli import main
+from ai_trading.config import PromotionCriteria
+from ai_trading.errors import ConfigError, EvaluationError
+from ai_trading.evaluation.metrics import sharpe_ratio
+from ai_trading.rl.governance import (
+    SeedRun,
+    bootstrap_mean_interval,
+    evaluate,
+    interquartile_mean,
+    load_runs,
+)
+
+# Loose enough that the "good" runs below pass every rule.
+CRITERIA = PromotionCriteria(min_seeds=5, min_mean_sharpe=1.0, max_sharpe_std=1.5, max_drawdown=0.3,
+                             min_turnover=1.0, max_turnover=20.0, min_deflated_sharpe=0.5)  # fmt: skip
+# (criteria change, expected rejection code): each breaks exactly one rule for the good runs.
+SINGLE_RULES = [
+    ({"min_seeds": 12}, "TOO_FEW_SEEDS"),
+    ({"min_mean_sharpe": 50.0}, "MEAN_SHARPE_LOW"),
+    ({"max_sharpe_std": 1e-6}, "SHARPE_DISPERSION_HIGH"),
+    ({"max_drawdown": 1e-4}, "DRAWDOWN_TOO_DEEP"),
+    ({"min_turnover": 15.0}, "TURNOVER_TOO_LOW"),
+    ({"max_turnover": 2.0}, "TURNOVER_TOO_HIGH"),
+    ({"min_deflated_sharpe": 0.999999}, "DEFLATED_SHARPE_LOW"),
+]
+BAD_CRITERIA = [{"min_seeds": 4}, {"confidence": 1.0}, {"bootstrap_samples": 10}, {"min_turnover": 60.0}]
+
+
+def _runs(n_seeds: int, drift: float, seed: int = 0) -> list[SeedRun]:
+    rng = np.random.default_rng(seed)
+    return [SeedRun(s, rng.normal(drift, 0.01, 500), float(rng.uniform(3, 8))) for s in range(n_seeds)]
+
+
+def test_good_runs_pass_with_every_metric_reported() -> None:
+    runs = _runs(10, 0.002)
+    report = evaluate(runs, CRITERIA)
+    assert report.passed and report.rejections == []
+    sharpes = np.array([sharpe_ratio(r.returns) for r in runs])
+    assert report.metrics["mean_sharpe"] == pytest.approx(sharpes.mean())
+    assert report.metrics["sharpe_std"] == pytest.approx(sharpes.std(ddof=1))
+    assert report.metrics["n_seeds"] == 10
+    assert report.metrics["sharpe_ci_low"] < report.metrics["mean_sharpe"] < report.metrics["sharpe_ci_high"]
+    assert 0.0 <= report.metrics["deflated_sharpe_best"] <= 1.0
+    assert len(report.per_seed) == 10
+
+
+@pytest.mark.parametrize(("change", "code"), SINGLE_RULES)
+def test_each_rule_rejects_with_its_code(change: dict[str, float], code: str) -> None:
+    report = evaluate(_runs(10, 0.002), replace(CRITERIA, **change))
+    assert not report.passed
+    assert [r.code for r in report.rejections] == [code]
+
+
+def test_losing_runs_are_rejected_for_return_ci_and_iqm() -> None:
+    report = evaluate(_runs(10, -0.002), CRITERIA)
+    codes = {r.code for r in report.rejections}
+    assert {"NET_RETURN_NOT_POSITIVE", "SHARPE_CI_INCLUDES_ZERO", "IQM_SHARPE_NOT_POSITIVE", "MEAN_SHARPE_LOW"} <= codes
+
+
+def test_one_lucky_seed_does_not_pass() -> None:
+    """Nine skill-less seeds and one great one: the mean may look fine, the CI and IQM do not."""
+    runs = _runs(9, 0.0, seed=0) + [SeedRun(99, np.random.default_rng(5).normal(0.02, 0.01, 500), 5.0)]
+    report = evaluate(runs, replace(CRITERIA, min_mean_sharpe=1.0, max_sharpe_std=100.0, max_drawdown=1.0))
+    assert report.metrics["mean_sharpe"] > 1.0
+    assert {r.code for r in report.rejections} == {"SHARPE_CI_INCLUDES_ZERO", "IQM_SHARPE_NOT_POSITIVE"}
+
+
+def test_interquartile_mean_and_bootstrap_against_references() -> None:
+    values = np.random.default_rng(1).normal(size=23)
+    ordered = np.sort(values)
+    assert interquartile_mean(values) == pytest.approx(ordered[5:18].mean())
+    low, high = bootstrap_mean_interval(values, 4000, 0.9, seed=2)
+    rng = np.random.default_rng(2)
+    means = [values[rng.integers(0, 23, 23)].mean() for _ in range(4000)]
+    np.testing.assert_allclose((low, high), np.quantile(means, [0.05, 0.95]), rtol=1e-12)
+    assert bootstrap_mean_interval(values, 4000, 0.9, seed=2) == (low, high)
+
+
+@pytest.mark.parametrize("change", BAD_CRITERIA)
+def test_bad_criteria_are_refused(change: dict[str, float]) -> None:
+    with pytest.raises(ConfigError, match="governance"):
+        evaluate(_runs(10, 0.001), replace(PromotionCriteria(), **change))
+
+
+def test_repeated_seed_is_refused() -> None:
+    runs = _runs(6, 0.001)
+    with pytest.raises(EvaluationError, match="repeat a seed"):
+        evaluate([*runs, runs[0]], CRITERIA)
+
+
+def _write_run_dir(root: Path, runs: list[SeedRun]) -> Path:
+    for run in runs:
+        (root / f"seed_{run.seed}").mkdir(parents=True)
+        (root / f"seed_{run.seed}" / "evaluation.json").write_text(json.dumps(run.to_dict()))
+    return root
+
+
+def test_govern_cli_prints_and_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = _write_run_dir(tmp_path / "run", _runs(6, 0.002))
+    config = tmp_path / "gov.toml"
+    config.write_text("[governance]\nmin_seeds = 5\nmin_mean_sharpe = 1.0\nmin_deflated_sharpe = 0.5\n")
+    assert main(["govern", str(run_dir), "--config", str(config)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((run_dir / "governance_report.json").read_text())
+    assert printed == written and printed["passed"] is True
+    assert [r.seed for r in load_runs(run_dir)] == list(range(6))
+
+    assert main(["govern", str(run_dir)]) == 1  # defaults need 10 seeds
+    rejected = json.loads(capsys.readouterr().out)
+    assert "TOO_FEW_SEEDS" in [r["code"] for r in rejected["rejections"]]
+
+
+def test_govern_cli_on_an_empty_directory_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["govern", str(tmp_path)]) == 2
+    assert "evaluation.json" in capsys.readouterr().err
