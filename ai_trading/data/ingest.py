@@ -156,7 +156,7 @@ def _malformed_line(path: Path, fields: int) -> int | None:
 
 def _read_csv(path: Path, where: RowLocator) -> pa.Table:
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
         raise where.error(None, RULE_UNREADABLE, f"not UTF-8 text: {exc}") from exc

@@ -143,7 +143,7 @@ class MarketDataStore:
 
     # -- writes -------------------------------------------------------------------------
 
-    def write(self, tables: Sequence[pa.Table], sources: Sequence[str]) -> IngestReport:
+    def _write(self, tables: Sequence[pa.Table], sources: Sequence[str]) -> IngestReport:
         """Upsert already validated bar tables in one transaction (all or nothing)."""
         if self.read_only:
             raise DataStoreError(f"{self.path} is open read-only: open it without read_only to write")
@@ -179,12 +179,12 @@ class MarketDataStore:
         """
         files = [paths] if isinstance(paths, (str, Path)) else list(paths)
         tables = [read_bars(path, symbol) for path in files]
-        return self.write(tables, [str(path) for path in files])
+        return self._write(tables, [str(path) for path in files])
 
     def generate(self, frequency: str, n_symbols: int, n_bars: int, seed: int) -> IngestReport:
         """Write the built-in generator's bars (see :mod:`ai_trading.data.synthetic`)."""
         table = generate_bars(n_symbols, n_bars, frequency, seed)
-        return self.write([table], [f"synthetic {frequency} (seed {seed})"])
+        return self._write([table], [f"synthetic {frequency} (seed {seed})"])
 
     # -- reads --------------------------------------------------------------------------
 

@@ -42,6 +42,11 @@ SPELLINGS = [
         None,
     ),
     (
+        "spreadsheet export with byte-order mark",
+        "\ufeffDate,Open,High,Low,Close,Volume\n" + "".join(f"{d},{o},{h},{lo},{c},{v}\n" for d, o, h, lo, c, v in GOOD_ROWS),
+        "ABC",
+    ),
+    (
         "zone offsets",
         "ticker,datetime,open,high,low,close,volume\n"
         + "".join(f"ABC,{d} 05:00:00+05:00,{o},{h},{lo},{c},{v}\n" for d, o, h, lo, c, v in GOOD_ROWS),
