@@ -79,7 +79,10 @@ def _values(batch: pa.RecordBatch, name: str) -> NDArray[np.float64]:
     """A value column as float64, zero-copy when it is float64 without nulls (nulls -> NaN)."""
     if name not in batch.schema.names:
         return np.full(batch.num_rows, np.nan)
-    return batch.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    column = batch.column(name)
+    if column.type == pa.float64() and column.null_count == 0:
+        return column.to_numpy(zero_copy_only=True)  # a view of the Arrow buffer
+    return column.cast(pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
 
 
 def _time_axis(table: pa.Table, ns_per_unit: int) -> IntArray:

@@ -289,13 +289,24 @@ class MarketDataStore:
         return StoreInfo(self.path, sum(s.rows for s in symbols), symbols)
 
 
+def _holds_bars(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with MarketDataStore(path, read_only=True) as store:
+        return store.row_count() > 0
+
+
 def open_store(config: DataConfig) -> MarketDataStore:
-    """The configured store; on first use (no bars yet) it is filled with the built-in daily set."""
-    store = MarketDataStore(config.db_path)
-    if store.row_count() == 0:
-        report = store.generate(DAILY, config.synthetic_symbols, config.synthetic_daily_bars, config.synthetic_seed)
-        logger.info(
-            "DATA_BUILTIN_GENERATED",
-            extra={"path": str(store.path), "symbols": len(report.symbols), "rows": report.rows, "seed": config.synthetic_seed},
-        )
-    return store
+    """The configured store, opened read-only so that parallel jobs can share it.
+
+    On first use (no file, or no bars yet) the built-in daily data set is written.
+    """
+    if not _holds_bars(config.db_path):
+        with MarketDataStore(config.db_path) as store:
+            if store.row_count() == 0:  # another process may have filled it meanwhile
+                report = store.generate(DAILY, config.synthetic_symbols, config.synthetic_daily_bars, config.synthetic_seed)
+                logger.info(
+                    "DATA_BUILTIN_GENERATED",
+                    extra={"path": str(store.path), "symbols": len(report.symbols), "rows": report.rows, "seed": config.synthetic_seed},
+                )
+    return MarketDataStore(config.db_path, read_only=True)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ai_trading.data import generate_panel, panel_from_arrow, panel_to_arrow
+from ai_trading.data.panel import _values
 from ai_trading.errors import DataValidationError, UnknownSymbolError
 from kernels.panel import AXIS_NOT_SORTED, AXIS_OK, append_sorted_unique
 
@@ -129,3 +130,9 @@ def test_bad_columns_are_refused() -> None:
         panel_from_arrow(table.drop_columns(["close"]))
     with pytest.raises(DataValidationError, match="timestamp"):
         panel_from_arrow(table.set_column(1, "ts", table.column("ts").cast(pa.int64())))
+
+
+def test_null_free_float_columns_are_read_without_copying() -> None:
+    batch = panel_to_arrow(generate_panel(2, 5, seed=1)).to_batches()[0]
+    view = _values(batch, "close")
+    assert view.ctypes.data == batch.column("close").buffers()[1].address + 8 * batch.column("close").offset

@@ -151,6 +151,7 @@ def test_open_store_writes_the_builtin_set_once(tmp_path: Path, caplog: pytest.L
             first = store.query_arrow(sort=True).to_pylist()
         with open_store(config) as store:
             assert store.query_arrow(sort=True).to_pylist() == first
+        assert store.read_only
     events = [record for record in caplog.records if record.getMessage() == "DATA_BUILTIN_GENERATED"]
     assert len(events) == 1 and events[0].rows == len(first) == 5 * 50
 
