@@ -226,6 +226,45 @@ class RLEnvConfig:
 
 
 @dataclass(frozen=True)
+class RLTrainConfig:
+    """Multi-seed RL training (``ai-trading train``, ``ai_trading.rl_trading.train``).
+
+    Bars before ``train_end`` train, ``[train_end, validation_end)`` selects the checkpoint,
+    and ``[validation_end, end)`` is the held-out test range neither of them sees.
+
+    :param algo: stable-baselines3 algorithm: ``ppo``, ``a2c``, ``sac`` or ``td3``
+    :param seeds: independent runs, seeds ``first_seed .. first_seed + seeds - 1``
+    :param first_seed: the first seed
+    :param timesteps: environment steps per seed
+    :param n_envs: environments stepped together in one VecPortfolioEnv
+    :param checkpoints: validation evaluations during training; the best one is kept
+    :param workers: parallel seed processes; 0 uses every core (at most one per seed)
+    :param symbols: comma-separated symbols from the data store; empty = all
+    :param start: first bar time (ISO date); empty = the store's first bar
+    :param train_end: end of the training range (exclusive), ISO date
+    :param validation_end: end of the validation range (exclusive), ISO date
+    :param end: end of the test range (exclusive), ISO date; empty = the last bar
+    :param model_name: artifacts are named ``<model_name>.seed<seed>``
+    :param model_version: manifest version of this release (>= 1, increasing per name)
+    """
+
+    algo: str = "ppo"
+    seeds: int = 10
+    first_seed: int = 0
+    timesteps: int = 200_000
+    n_envs: int = 16
+    checkpoints: int = 5
+    workers: int = 0
+    symbols: str = ""
+    start: str = ""
+    train_end: str = "2021-01-01"
+    validation_end: str = "2023-01-01"
+    end: str = ""
+    model_name: str = "rl-portfolio"
+    model_version: int = 1
+
+
+@dataclass(frozen=True)
 class PromotionCriteria:
     """When a multi-seed RL run may be promoted (``ai_trading.rl.governance``); every
     statistic is over the seeds' out-of-sample (test range) results.
@@ -316,6 +355,7 @@ class AppConfig:
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     rl_env: RLEnvConfig = field(default_factory=RLEnvConfig)
+    rl_train: RLTrainConfig = field(default_factory=RLTrainConfig)
     governance: PromotionCriteria = field(default_factory=PromotionCriteria)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 

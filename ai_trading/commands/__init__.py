@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 
 # One entry per subcommand module, in the order `ai-trading --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern")
+COMMAND_MODULES: tuple[str, ...] = ("sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern", "train")
 
 
 def modules() -> list[ModuleType]:
