@@ -64,3 +64,34 @@ def test_bad_ranges_are_refused(config: AppConfig, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="train_end"):
         train_seeds(bad, tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def _toml(config: AppConfig, path: Path) -> Path:
+    train = config.rl_train
+    path.write_text(
+        f'[data]\ndb_path = "{config.data.db_path}"\n'
+        f'[artifacts]\nsigning_key_path = "{config.artifacts.signing_key_path}"\nsigning_key_env = "AI_TRADING_TEST_UNSET_KEY"\n'
+        f"[rl_env]\nepisode_length = 20\n"
+        f'[rl_train]\nn_envs = 4\ncheckpoints = 2\nworkers = 2\ntrain_end = "{train.train_end}"\n'
+        f'validation_end = "{train.validation_end}"\n'
+    )
+    return path
+
+
+def test_cli_trains_seeds_in_parallel_deterministically_and_govern_reads_the_run(
+    config: AppConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ai_trading.cli import main
+
+    toml = _toml(config, tmp_path / "env.toml")
+    out = tmp_path / "run"
+    assert main(["train", "--algo", "ppo", "--seeds", "2", "--timesteps", "96", "--env-config", str(toml), "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert sorted(printed["seeds"]) == ["0", "1"]
+    in_process = train_seeds(replace(config, rl_train=replace(config.rl_train, seeds=1)), tmp_path / "again")
+    for name in ("evaluation.json",):
+        assert (out / "seed_0" / name).read_bytes() == (tmp_path / "again" / "seed_0" / name).read_bytes()
+    assert printed["seeds"]["0"]["test_sharpe"] == pytest.approx(in_process[0]["test_sharpe"])
+    assert main(["govern", str(out)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert "TOO_FEW_SEEDS" in [r["code"] for r in report["rejections"]]
