@@ -19,6 +19,7 @@ truncated after ``episode_length`` steps or at the end of the data range.
 
 The observation at bar ``t`` is the feature row at ``t`` (NaN -> 0) followed by the
 portfolio state at ``t``'s close (layout ``O_*`` after the ``S`` position weights).
+An account wiped out (equity <= 0) observes zeros.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ from ai_trading.features import FeatureBuilder, FeatureSet
 from ai_trading.rl.governance import EVALUATION_FILE, SeedRun
 from ai_trading.rl_trading.env import PortfolioEnv, VecPortfolioEnv
 from ai_trading.rl_trading.market import EnvMarket
-from ai_trading.types import MarketPanel, NS_PER_SECOND
+from ai_trading.types import NS_PER_SECOND, MarketPanel
+from kernels.rl_env import clip_targets
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,7 @@ def evaluate_policy(model: BaseAlgorithm, panel: MarketPanel, market: EnvMarket,
     done = False
     while not done:
         action, _ = model.predict(obs, deterministic=True)
-        weights = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0) * limit
-        gross = np.abs(weights).sum()
-        targets[info["bar"]] = weights * (limit / gross) if gross > limit else weights
+        clip_targets(np.asarray(action, dtype=np.float32).reshape(-1), limit, targets[info["bar"]])
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     last = info["bar"]
