@@ -9,17 +9,14 @@ so the ratio is the cost of SQLAlchemy Core and the store's bookkeeping. Target 
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from ai_trading.config import OmsConfig
 from ai_trading.oms.intent_store import IntentStore
@@ -175,35 +172,11 @@ def test_intent_lifecycles_sqlite(throughput: Any, tmp_path: Path) -> None:
     raw.close()
 
 
-@pytest.fixture
-def fresh_postgres_urls() -> Iterator[tuple[str, str]]:
-    """Two fresh databases (store, baseline) on the server at AI_TRADING_OMS_DSN, dropped afterwards."""
-    dsn = os.environ.get("AI_TRADING_OMS_DSN", "")
-    if not dsn.startswith("postgresql"):
-        if os.environ.get("AI_TRADING_REQUIRE_POSTGRES") == "1":
-            pytest.fail("AI_TRADING_REQUIRE_POSTGRES=1 but AI_TRADING_OMS_DSN is not a postgresql:// URL")
-        pytest.skip("set AI_TRADING_OMS_DSN=postgresql://... to run the PostgreSQL benchmark")
-    import psycopg
-
-    names = [f"ai_trading_bench_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        for name in names:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        server = make_url(dsn)
-        store_url, raw_url = (server.set(database=name).render_as_string(hide_password=False) for name in names)
-        yield store_url, raw_url
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            for name in names:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.postgres
-def test_intent_lifecycles_postgres(throughput: Any, fresh_postgres_urls: tuple[str, str]) -> None:
+def test_intent_lifecycles_postgres(throughput: Any, create_postgres_database: Callable[[str], str]) -> None:
     import psycopg
 
-    store_url, raw_url = fresh_postgres_urls
+    store_url, raw_url = create_postgres_database("ai_trading_bench"), create_postgres_database("ai_trading_bench")
     upgrade(OmsConfig(dsn=store_url))
     upgrade(OmsConfig(dsn=raw_url))
     items, baseline_items = _sizes(throughput.full_size)
