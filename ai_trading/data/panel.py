@@ -20,12 +20,11 @@ from ai_trading.data.schema import BARS_SCHEMA, TS_TYPE, VALUE_COLUMNS
 from ai_trading.errors import DataValidationError, UnknownSymbolError
 from ai_trading.types import IntArray, MarketPanel
 from kernels.panel import (
-    AXIS_OK,
+    N_RUN_FIELDS,
     SCATTER_BAD_SYMBOL,
     SCATTER_DUPLICATE,
     SCATTER_OK,
     SCATTER_UNKNOWN_TS,
-    append_sorted_unique,
     copy_runs,
     fill_missing,
     locate_rows,
@@ -86,15 +85,15 @@ def _values(batch: pa.RecordBatch, name: str) -> NDArray[np.float64]:
 
 
 def _time_axis(table: pa.Table, ns_per_unit: int) -> IntArray:
-    """Sorted distinct timestamps in ns: one pass when rows come time-ordered, else a sort."""
-    chunks = [_raw_ts(chunk) for chunk in table.column("ts").chunks]
-    out = np.empty(table.num_rows, dtype=np.int64)
-    count = np.zeros(1, dtype=np.int64)
-    if all(append_sorted_unique(ts, out, count) == AXIS_OK for ts in chunks):
-        distinct = out[: count[0]]
-    else:
-        distinct = np.unique(np.concatenate(chunks)) if chunks else out[:0]
-    return distinct * ns_per_unit
+    """Sorted distinct timestamps in ns.
+
+    A stable sort is NumPy's timsort, which merges presorted runs: near O(n) for rows
+    stored time-major or symbol by symbol, O(n log n) only for shuffled rows.
+    """
+    ts = np.sort(_raw_ts(table.column("ts").combine_chunks()), kind="stable")
+    first = np.ones(ts.size, dtype=np.bool_)
+    np.not_equal(ts[1:], ts[:-1], out=first[1:])
+    return ts[first] * ns_per_unit
 
 
 def panel_from_arrow(table: pa.Table, symbols: Sequence[str] | None = None) -> MarketPanel:
@@ -119,16 +118,17 @@ def panel_from_arrow(table: pa.Table, symbols: Sequence[str] | None = None) -> M
     cursor = np.full(n_symbols, -1, dtype=np.int64)
     batches = table.to_batches()
     longest = max((batch.num_rows for batch in batches), default=0)
-    run_row, run_cell = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int64)
+    runs = np.empty((longest, N_RUN_FIELDS), dtype=np.int64)
     n_runs, bad_row = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
     offset = 0
     for batch in batches:
         codes = _symbol_codes(batch.column("symbol"), symbols)
-        status = locate_rows(_raw_ts(batch.column("ts")), ns_per_unit, codes, axis, cursor, valid, run_row, run_cell, n_runs, bad_row)
+        ts = _raw_ts(batch.column("ts"))
+        status = locate_rows(ts, ns_per_unit, codes, axis, cursor, valid, runs, n_runs, bad_row)
         if status != SCATTER_OK:
             raise DataValidationError(SOURCE, offset + int(bad_row[0]) + 1, _SCATTER_RULES[status])
         for plane, name in zip(planes, VALUE_COLUMNS, strict=True):
-            copy_runs(_values(batch, name), run_row, run_cell, int(n_runs[0]), plane)
+            copy_runs(_values(batch, name), runs, int(n_runs[0]), plane)
         offset += batch.num_rows
     fill_missing(valid, block)
     has_spread = "spread_bps" in table.column_names and table.column("spread_bps").null_count < table.num_rows

@@ -167,7 +167,10 @@ class MarketDataStore:
                 raise DataStoreError(f"writing to {self.path} failed, nothing was written: {exc}") from exc
         symbols = sorted({s for table in tables for s in table.column("symbol").unique().to_pylist()})
         report = IngestReport(tuple(sources), tuple(symbols), sum(t.num_rows for t in tables), replaced)
-        logger.info("DATA_WRITTEN", extra={"path": str(self.path), "sources": report.sources, "rows": report.rows, "replaced": replaced})
+        logger.info(
+            "DATA_WRITTEN",
+            extra={"path": str(self.path), "sources": report.sources, "rows": report.rows, "replaced": replaced},
+        )
         return report
 
     def ingest(self, paths: str | Path | Sequence[str | Path], symbol: str | None = None) -> IngestReport:
@@ -283,8 +286,8 @@ class MarketDataStore:
         """
         rows = self._fetchall(query)
         symbols = tuple(
-            SymbolInfo(str(symbol), int(n), _as_datetime(first), _as_datetime(last), None if gap is None else gap / 1e6)  # type: ignore[arg-type, operator]
-            for symbol, n, first, last, gap in rows
+            SymbolInfo(str(symbol), int(n), _as_datetime(int(first)), _as_datetime(int(last)), None if gap is None else int(gap) / 1e6)
+            for symbol, n, first, last, gap in rows  # type: ignore[misc]
         )
         return StoreInfo(self.path, sum(s.rows for s in symbols), symbols)
 
@@ -307,6 +310,11 @@ def open_store(config: DataConfig) -> MarketDataStore:
                 report = store.generate(DAILY, config.synthetic_symbols, config.synthetic_daily_bars, config.synthetic_seed)
                 logger.info(
                     "DATA_BUILTIN_GENERATED",
-                    extra={"path": str(store.path), "symbols": len(report.symbols), "rows": report.rows, "seed": config.synthetic_seed},
+                    extra={
+                        "path": str(store.path),
+                        "symbols": len(report.symbols),
+                        "rows": report.rows,
+                        "seed": config.synthetic_seed,
+                    },
                 )
     return MarketDataStore(config.db_path, read_only=True)

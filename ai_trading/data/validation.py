@@ -115,7 +115,10 @@ def _check_order(table: pa.Table, where: RowLocator) -> None:
     k = int(np.argmin(later))
     index, previous = int(later[k]), int(order[:-1][bad][k])
     rule = RULE_DUPLICATE if step[bad][k] == 0 else RULE_ORDER
-    detail = f"symbol {table.column('symbol')[index]}, ts {_format_ts(ts[index])} after row {previous + 1}'s {_format_ts(ts[previous])}"
+    detail = (
+        f"symbol {table.column('symbol')[index]}, ts {_format_ts(ts[index])} "
+        f"after row {previous + 1}'s {_format_ts(ts[previous])}"
+    )
     raise where.error(index, rule, detail)
 
 

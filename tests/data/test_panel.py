@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from ai_trading.data import generate_panel, panel_from_arrow, panel_to_arrow
 from ai_trading.data.panel import _values
 from ai_trading.errors import DataValidationError, UnknownSymbolError
-from kernels.panel import AXIS_NOT_SORTED, AXIS_OK, append_sorted_unique
 
 FIELDS = ("open", "high", "low", "close", "volume", "spread_bps")
 TS_UNITS = ("s", "ms", "us", "ns")
@@ -77,21 +76,6 @@ def test_panel_matches_row_by_row_reference(case: tuple[pa.Table, list[dict[str,
         assert panel.spread_bps is None
     else:
         np.testing.assert_array_equal(panel.spread_bps, expected["spread_bps"])
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.lists(st.integers(-50, 50), max_size=20), max_size=5))
-def test_append_sorted_unique_matches_numpy(chunks: list[list[int]]) -> None:
-    arrays = [np.array(chunk, dtype=np.int64) for chunk in chunks]
-    out = np.empty(sum(a.size for a in arrays), dtype=np.int64)
-    count = np.zeros(1, dtype=np.int64)
-    statuses = [append_sorted_unique(a, out, count) for a in arrays]
-    joined = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
-    if joined.size and np.any(np.diff(joined) < 0):
-        assert AXIS_NOT_SORTED in statuses
-    else:
-        assert statuses == [AXIS_OK] * len(arrays)
-        np.testing.assert_array_equal(out[: count[0]], np.unique(joined))
 
 
 def test_round_trip_through_arrow() -> None:
