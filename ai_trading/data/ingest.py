@@ -89,27 +89,35 @@ def _convert(array: pa.Array, convert: Callable[[pa.Array], pa.Array], where: Ro
         raise where.error(index, rule, f"{name}={array[index].as_py()!r}") from exc
 
 
-def _to_utc_ns(array: pa.Array) -> pa.Array:
+def _aware_to_utc_ns(array: pa.Array) -> pa.Array:
+    return array.cast(TS_TYPE)
+
+
+def _naive_to_utc_ns(array: pa.Array) -> pa.Array:
+    return pc.assume_timezone(array.cast(pa.timestamp("ns")), "UTC").cast(TS_TYPE)
+
+
+def _timestamp_converter(array: pa.Array, where: RowLocator, name: str) -> Callable[[pa.Array], pa.Array]:
+    """How this column becomes ns UTC; text columns follow their first row (offset or not)."""
     kind = array.type
     if pa.types.is_timestamp(kind):
-        if kind.tz is None:
-            return pc.assume_timezone(array.cast(pa.timestamp("ns")), "UTC").cast(TS_TYPE)
-        return array.cast(TS_TYPE)
+        return _naive_to_utc_ns if kind.tz is None else _aware_to_utc_ns
     if pa.types.is_date(kind):
-        return pc.assume_timezone(array.cast(pa.timestamp("ns")), "UTC").cast(TS_TYPE)
+        return _naive_to_utc_ns
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         try:
-            return array.cast(TS_TYPE)
+            _aware_to_utc_ns(array.slice(0, 1))
         except pa.ArrowInvalid:
-            return pc.assume_timezone(array.cast(pa.timestamp("ns")), "UTC").cast(TS_TYPE)
-    raise pa.ArrowNotImplementedError(f"timestamps of type {kind}")
+            return _naive_to_utc_ns
+        return _aware_to_utc_ns
+    raise where.error(None, RULE_TS_PARSE, f"{name} has type {kind}")
 
 
 def _parse_timestamps(array: pa.Array, where: RowLocator, name: str) -> pa.Array:
     if array.null_count:
         index = int(pc.index(array.is_null(), True).as_py())
         raise where.error(index, RULE_TS_PARSE, f"{name} is empty")
-    return _convert(array, _to_utc_ns, where, RULE_TS_PARSE, name)
+    return _convert(array, _timestamp_converter(array, where, name), where, RULE_TS_PARSE, name)
 
 
 def _to_float(array: pa.Array) -> pa.Array:
