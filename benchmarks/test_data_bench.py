@@ -1,7 +1,9 @@
 """DuckDB -> Arrow -> MarketPanel throughput, in bar rows per second (target >= 20M/s).
 
-Baseline: the straightforward way, fetch the rows as Python tuples and fill the panel
-arrays in a Python loop, over a time window of the same store holding fewer rows.
+Two storage layouts: rows written time-major (the built-in data set) and symbol by
+symbol (what ingesting one file per symbol gives). Baseline: the straightforward way,
+fetch the rows as Python tuples and fill the panel arrays in a Python loop, over a
+time window of the same store holding fewer rows.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
 
-from ai_trading.data import MINUTE, MarketDataStore
+from ai_trading.data import MINUTE, MarketDataStore, generate_bars
 from ai_trading.types import MarketPanel
 
 FULL_SIZE = (40, 120_000)  # symbols, 1-minute bars per symbol: 4.8M rows
 REDUCED_SIZE = (8, 2_000)
 BASELINE_BARS = 5_000  # bars per symbol in the baseline's window
 SEED = 3
+LAYOUTS = ("time-major", "symbol-major")
 
 
 def python_panel(path: Path, start_ns: int, end_ns: int) -> MarketPanel:
@@ -44,11 +50,22 @@ def python_panel(path: Path, start_ns: int, end_ns: int) -> MarketPanel:
     return MarketPanel(np.array(times), tuple(symbols), open_, high, low, close, volume, valid, spread)
 
 
-def test_store_to_panel(throughput, tmp_path: Path) -> None:
+def write_store(path: Path, layout: str, n_symbols: int, n_bars: int) -> None:
+    with MarketDataStore(path) as store:
+        if layout == "time-major":
+            store.generate(MINUTE, n_symbols, n_bars, SEED)
+            return
+        bars = generate_bars(n_symbols, n_bars, MINUTE, SEED)
+        by_symbol = np.argsort(pc.dictionary_encode(bars.column("symbol")).combine_chunks().indices, kind="stable")
+        pq.write_table(bars.take(by_symbol), path.with_suffix(".parquet"))
+        store.ingest(path.with_suffix(".parquet"))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_store_to_panel(throughput, tmp_path: Path, layout: str) -> None:
     n_symbols, n_bars = FULL_SIZE if throughput.full_size else REDUCED_SIZE
     path = tmp_path / "bench.duckdb"
-    with MarketDataStore(path) as store:
-        store.generate(MINUTE, n_symbols, n_bars, SEED)
+    write_store(path, layout, n_symbols, n_bars)
     store = MarketDataStore(path, read_only=True)
     rows = store.row_count()
     full = store.panel()

@@ -75,7 +75,10 @@ def _generate(args: argparse.Namespace) -> int:
             args.bars or default_bars,
             config.synthetic_seed if args.seed is None else args.seed,
         )
-    print(f"{report.rows} {args.frequency} bars of {len(report.symbols)} symbols written to {config.db_path} ({report.replaced} replaced)")
+    print(
+        f"{report.rows} {args.frequency} bars of {len(report.symbols)} symbols written to {config.db_path} "
+        f"({report.replaced} replaced)"
+    )
     return 0
 
 
