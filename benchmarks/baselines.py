@@ -57,3 +57,20 @@ def ewma_update_python(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: 
         row[4] = decay * row[4] + xk * yk
         row[5] = decay * row[5] + 1.0
         row[6] = decay * row[6] + spread[k]
+
+
+def volatility_numpy(close: np.ndarray, valid: np.ndarray, halflife: float) -> np.ndarray:
+    """The EWMA volatility recursion, NumPy over symbols and a Python loop over bars."""
+    lam = 0.5 ** (1.0 / halflife)
+    moment = np.zeros(close.shape[1])
+    weight = np.zeros(close.shape[1])
+    last = np.full(close.shape[1], np.nan)
+    out = np.zeros(close.shape)
+    for t in range(close.shape[0]):
+        seen = valid[t] & (last > 0)
+        r = np.log(np.where(seen, close[t] / np.where(seen, last, 1.0), 1.0))
+        moment = np.where(seen, lam * moment + (1 - lam) * r * r, moment)
+        weight = np.where(seen, lam * weight + (1 - lam), weight)
+        last = np.where(valid[t], close[t], last)
+        out[t] = np.sqrt(moment / np.where(weight > 0, weight, 1.0)) * 1e4
+    return out

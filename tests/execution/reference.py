@@ -89,8 +89,10 @@ def slice_cost_bps(cfg: ExecutionConfig, reference: float, qty: float, bar_volum
     return spread / 2 + slippage + cfg.slippage_noise_bps * z
 
 
-def simulate_orders(cfg: ExecutionConfig, orders: OrderBatch, panel: MarketPanel) -> list[RefOrder]:
-    sigma = volatility_bps(panel.close, panel.valid, cfg.vol_halflife_bars)
+def simulate_orders(cfg: ExecutionConfig, orders: OrderBatch, panel: MarketPanel, sigma: np.ndarray | None = None) -> list[RefOrder]:
+    """Per-order reference; ``sigma`` may be given precomputed (benchmarks time the fills only)."""
+    if sigma is None:
+        sigma = volatility_bps(panel.close, panel.valid, cfg.vol_halflife_bars)
     results = []
     n_bars = panel.n_bars
     for i in range(len(orders)):

@@ -1,0 +1,49 @@
+"""``ai-trading sim`` end to end, warm (kernels cached), as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ai_trading.config import ExecutionConfig
+from ai_trading.data import MarketDataStore
+from ai_trading.execution.demo import (
+    DEMO_ADV_WINDOW,
+    DEMO_BOOK,
+    DEMO_LOOKBACK,
+    DEMO_MAX_ADV_FRACTION,
+    DEMO_REBALANCE_BARS,
+    book_orders,
+    momentum_weights,
+)
+from ai_trading.execution.simulator import ExecutionSimulator
+from ai_trading.types import OrderBatch
+from benchmarks.baselines import volatility_numpy
+from tests.execution import reference
+
+
+def test_sim_command_end_to_end(throughput, tmp_path: Path) -> None:
+    """Orders per second of the whole command (process start, data, simulation, summary)
+    against the pure-Python reference simulator on a slice of the same orders."""
+    db = tmp_path / "market.duckdb"
+    command = [sys.executable, "-m", "ai_trading.cli", "sim", "--json", "--db", str(db)]
+    first = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    with MarketDataStore(db) as store:
+        panel = store.panel()
+    weights = momentum_weights(panel, DEMO_LOOKBACK, DEMO_REBALANCE_BARS)
+    orders = book_orders(weights, panel, DEMO_BOOK, DEMO_REBALANCE_BARS, DEMO_MAX_ADV_FRACTION, DEMO_ADV_WINDOW)
+    assert len(orders) == first["orders"]
+    sample = 300 if throughput.full_size else 50
+    head = OrderBatch(**{name: getattr(orders, name)[:sample] for name in orders.__dataclass_fields__})
+    ExecutionSimulator(ExecutionConfig()).simulate(head, panel)
+    config = ExecutionConfig()
+    throughput.measure(
+        lambda: subprocess.run(command, check=True, capture_output=True),
+        items=first["orders"],
+        baseline=lambda: reference.simulate_orders(config, head, panel, volatility_numpy(panel.close, panel.valid, config.vol_halflife_bars)),
+        baseline_items=sample,
+        rounds=3,
+        baseline_rounds=1,
+    )
