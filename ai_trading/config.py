@@ -415,6 +415,15 @@ def _apply(section_obj: Any, values: Mapping[str, Any], where: str) -> Any:
     return replace(section_obj, **changes)
 
 
+def override(config: AppConfig, section: str, **values: Any) -> AppConfig:
+    """A copy of ``config`` with the given settings of one section replaced, skipping
+    ``None`` values (unset command-line flags)."""
+    changes = {key: value for key, value in values.items() if value is not None}
+    if not changes:
+        return config
+    return replace(config, **{section: replace(getattr(config, section), **changes)})
+
+
 def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
     """Build the configuration from defaults, an optional TOML file and the environment."""
     environ = os.environ if environ is None else environ

@@ -11,3 +11,8 @@ COMMAND_MODULES: tuple[str, ...] = ("sim", "db", "keys", "manifest", "walkforwar
 
 def modules() -> list[ModuleType]:
     return [importlib.import_module(f"{__name__}.{name}") for name in COMMAND_MODULES]
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """A comma-separated command-line list (``--symbols A,B``); None when not given."""
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -48,17 +47,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ai_trading.config import load_config
+    from ai_trading.commands import split_list
+    from ai_trading.config import load_config, override
     from ai_trading.data import open_store
     from ai_trading.execution.sim_run import run_demo
 
-    config = load_config(args.config)
-    if args.db is not None:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, db_path=args.db))
-    if args.seed is not None:
-        config = dataclasses.replace(config, execution=dataclasses.replace(config.execution, seed=args.seed))
-    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None
-    panel = open_store(config.data).panel(symbols, args.start, args.end)
+    config = override(override(load_config(args.config), "data", db_path=args.db), "execution", seed=args.seed)
+    panel = open_store(config.data).panel(split_list(args.symbols), args.start, args.end)
     outcome = run_demo(panel, config.execution)
     summary = outcome.summary()
     if args.out is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -47,7 +46,8 @@ def _summary(report: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ai_trading.artifacts import Trust, load_verified
     from ai_trading.artifacts.keys import load_signing_key
-    from ai_trading.config import load_config
+    from ai_trading.commands import split_list
+    from ai_trading.config import load_config, override
     from ai_trading.data import open_store
     from ai_trading.errors import ConfigError
     from ai_trading.evaluation.report import MODEL_FILE, write_evaluation
@@ -55,13 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from ai_trading.evaluation.walkforward import evaluate_walkforward
     from ai_trading.features import FeatureBuilder
 
-    config = load_config(args.config)
-    if args.db is not None:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, db_path=args.db))
-    if args.seed is not None:
-        config = dataclasses.replace(config, execution=dataclasses.replace(config.execution, seed=args.seed))
-    if args.folds is not None:
-        config = dataclasses.replace(config, evaluation=dataclasses.replace(config.evaluation, folds=args.folds))
+    config = override(load_config(args.config), "data", db_path=args.db)
+    config = override(override(config, "execution", seed=args.seed), "evaluation", folds=args.folds)
     try:
         alphas = tuple(float(a) for a in args.alphas.split(",") if a.strip()) if args.alphas else ()
     except ValueError as exc:
@@ -72,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         artifact = load_verified(args.model, Trust.from_config(config.artifacts), builder.feature_schema_hash)
         model = RidgeModel.from_bytes(artifact.read(MODEL_FILE), builder.feature_schema_hash)
-    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None
+    symbols = split_list(args.symbols)
     panel = open_store(config.data).panel(symbols, args.start, args.end)
     report = evaluate_walkforward(panel, config, builder, model, alphas)
     document = report.to_dict()
