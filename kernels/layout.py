@@ -37,7 +37,7 @@ S_UNFILLED = 2  # live for its whole time in force, nothing filled, canceled
 S_NO_MARKET = 3  # never reached a tradable bar (data ended or symbol halted)
 S_NO_DECISION_PRICE = 4  # decision bar missing: no decision price, order rejected
 
-# EWMA cost-model state per symbol (float64[N_COST_STATE, S]); moments are exponentially
+# EWMA cost-model state per symbol (float64[S, N_COST_STATE]); moments are exponentially
 # weighted sums, divided by their weight W at prediction (bias correction).
 M_WEIGHT = 0  # sum of weights of slippage observations
 M_X = 1  # x = participation**beta
