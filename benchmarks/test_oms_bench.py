@@ -46,7 +46,7 @@ def store_lifecycles(store: IntentStore, count: int) -> Callable[[], None]:
     return run
 
 
-# The store's statements, spelled by hand ({p} is the driver's placeholder).
+# The store's statements, spelled by hand ({p} is the driver's parameter marker).
 INSERT_INTENT = (
     "INSERT INTO intents (client_order_id, strategy, symbol, side, qty, order_type, limit_price, time_in_force, state, "
     "filled_qty, filled_notional, fees, broker_order_id, version, attempts, last_error, created_at, updated_at) "
@@ -86,18 +86,18 @@ STATEMENTS = {
 
 def raw_lifecycles(
     connection: Any,
-    placeholder: str,
+    param_marker: str,
     decimal: Callable[[Decimal], Any],
     stamp: Callable[[datetime], Any],
     count: int,
 ) -> Callable[[], None]:
     """The baseline: one DB-API connection in autocommit mode, explicit transactions, the
     store's statements and guards; ``decimal``/``stamp`` bind values as the store's types do."""
-    sql = {name: text.format(p=placeholder) for name, text in STATEMENTS.items()}
+    sql = {name: text.format(p=param_marker) for name, text in STATEMENTS.items()}
 
     def transaction(steps: Callable[[Any], None]) -> None:
         cursor = connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE" if placeholder == "?" else "BEGIN")
+        cursor.execute("BEGIN IMMEDIATE" if param_marker == "?" else "BEGIN")
         steps(cursor)
         cursor.execute("COMMIT")
 

@@ -9,15 +9,7 @@ from pathlib import Path
 
 from ai_trading.config import ExecutionConfig
 from ai_trading.data import MarketDataStore
-from ai_trading.execution.demo import (
-    DEMO_ADV_WINDOW,
-    DEMO_BOOK,
-    DEMO_LOOKBACK,
-    DEMO_MAX_ADV_FRACTION,
-    DEMO_REBALANCE_BARS,
-    book_orders,
-    momentum_weights,
-)
+from ai_trading.execution.demo import demo_orders
 from ai_trading.execution.simulator import ExecutionSimulator
 from ai_trading.types import OrderBatch
 from benchmarks.baselines import volatility_numpy
@@ -32,8 +24,7 @@ def test_sim_command_end_to_end(throughput, tmp_path: Path) -> None:
     first = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     with MarketDataStore(db) as store:
         panel = store.panel()
-    weights = momentum_weights(panel, DEMO_LOOKBACK, DEMO_REBALANCE_BARS)
-    orders = book_orders(weights, panel, DEMO_BOOK, DEMO_REBALANCE_BARS, DEMO_MAX_ADV_FRACTION, DEMO_ADV_WINDOW)
+    orders = demo_orders(panel)
     assert len(orders) == first["orders"]
     sample = 300 if throughput.full_size else 50
     head = OrderBatch(**{name: getattr(orders, name)[:sample] for name in orders.__dataclass_fields__})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 # One entry per subcommand module, in the order `ai-trading --help` lists them.
@@ -16,3 +18,13 @@ def modules() -> list[ModuleType]:
 def split_list(text: str | None) -> list[str] | None:
     """A comma-separated command-line list (``--symbols A,B``); None when not given."""
     return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def add_market_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command that reads market data takes, spelled one way."""
+    parser.add_argument("--symbols", help="comma-separated symbols (default: all in the store)")
+    parser.add_argument("--start", help="first bar, inclusive (ISO date or timestamp)")
+    parser.add_argument("--end", help="last bar, exclusive (ISO date or timestamp)")
+    parser.add_argument("--db", type=Path, help="DuckDB market-data store (default: data.db_path)")
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--seed", type=int, help="simulator seed (default: execution.seed)")

@@ -9,15 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ai_trading.commands import add_market_options
+
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser("sim", help="simulate the demo strategy's orders with realistic fills and costs")
-    parser.add_argument("--symbols", help="comma-separated symbols (default: all in the store)")
-    parser.add_argument("--start", help="first bar, inclusive (ISO date or timestamp)")
-    parser.add_argument("--end", help="last bar, exclusive (ISO date or timestamp)")
-    parser.add_argument("--db", type=Path, help="DuckDB market-data store (default: data.db_path)")
-    parser.add_argument("--seed", type=int, help="simulator seed (default: execution.seed)")
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    add_market_options(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object, nothing else")
     parser.add_argument("--out", type=Path, help="write fills/orders Parquet and an equity/cost PNG here")
     parser.set_defaults(handler=run)

@@ -8,16 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ai_trading.commands import add_market_options
+
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser("walkforward", help="walk-forward and CPCV evaluation of the ridge signal on simulated executions")
-    parser.add_argument("--symbols", help="comma-separated symbols (default: all in the store)")
-    parser.add_argument("--start", help="first bar, inclusive (ISO date or timestamp)")
-    parser.add_argument("--end", help="last bar, exclusive (ISO date or timestamp)")
-    parser.add_argument("--db", type=Path, help="DuckDB market-data store (default: data.db_path)")
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    add_market_options(parser)
     parser.add_argument("--folds", type=int, help="walk-forward folds (default: evaluation.folds)")
-    parser.add_argument("--seed", type=int, help="simulator seed (default: execution.seed)")
     parser.add_argument("--alphas", help="comma-separated ridge penalties: adds PBO across them and deflates the Sharpe")
     parser.add_argument("--model", type=Path, help="signed model directory to evaluate instead of refitting per fold")
     parser.add_argument("--out", type=Path, help="new directory for report.json, equity.png, the model and a signed manifest")

@@ -74,3 +74,9 @@ DEMO_LOOKBACK = 20
 DEMO_REBALANCE_BARS = 5
 DEMO_MAX_ADV_FRACTION = 0.02
 DEMO_ADV_WINDOW = 20
+
+
+def demo_orders(panel: MarketPanel) -> OrderBatch:
+    """The demo strategy's orders on ``panel`` with its standard settings."""
+    weights = momentum_weights(panel, DEMO_LOOKBACK, DEMO_REBALANCE_BARS)
+    return book_orders(weights, panel, DEMO_BOOK, DEMO_REBALANCE_BARS, DEMO_MAX_ADV_FRACTION, DEMO_ADV_WINDOW)

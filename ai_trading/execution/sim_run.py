@@ -12,15 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ai_trading.config import ExecutionConfig
-from ai_trading.execution.demo import (
-    DEMO_ADV_WINDOW,
-    DEMO_BOOK,
-    DEMO_LOOKBACK,
-    DEMO_MAX_ADV_FRACTION,
-    DEMO_REBALANCE_BARS,
-    book_orders,
-    momentum_weights,
-)
+from ai_trading.execution.demo import DEMO_BOOK, demo_orders
 from ai_trading.execution.pnl import FillEquity, equity_from_fills
 from ai_trading.execution.simulator import ExecutionSimulator, SimExecutionResult
 from ai_trading.types import MarketPanel
@@ -87,8 +79,7 @@ def plot_equity(panel: MarketPanel, equity: FillEquity, path: Path) -> None:
 
 def run_demo(panel: MarketPanel, config: ExecutionConfig) -> SimRun:
     """Demo strategy orders on ``panel``, filled by the simulator, turned into equity."""
-    weights = momentum_weights(panel, DEMO_LOOKBACK, DEMO_REBALANCE_BARS)
-    orders = book_orders(weights, panel, DEMO_BOOK, DEMO_REBALANCE_BARS, DEMO_MAX_ADV_FRACTION, DEMO_ADV_WINDOW)
+    orders = demo_orders(panel)
     simulator = ExecutionSimulator(config)
     start = time.perf_counter()
     result = simulator.simulate(orders, panel)
