@@ -56,6 +56,17 @@ class SeedRun:
         except (KeyError, TypeError, ValueError) as exc:
             raise EvaluationError(f"{where}: needs seed, returns[] and turnover ({exc})") from exc
 
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> SeedRun:
+        """Parse the bytes of an ``evaluation.json``."""
+        try:
+            document = json.loads(data)
+        except ValueError as exc:
+            raise EvaluationError(f"{where}: cannot read JSON ({exc})") from exc
+        if not isinstance(document, dict):
+            raise EvaluationError(f"{where}: expected a JSON object")
+        return cls.from_dict(document, where)
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -138,7 +149,7 @@ def evaluate(runs: Sequence[SeedRun], criteria: PromotionCriteria | None = None)
     ppy = criteria.periods_per_year
     per_seed = [
         {
-            "seed": float(run.seed),
+            "seed": run.seed,
             "sharpe": sharpe_ratio(run.returns, ppy),
             "max_drawdown": -max_drawdown(run.returns),
             "net_return": float(np.prod(1.0 + run.returns) - 1.0),
@@ -149,7 +160,7 @@ def evaluate(runs: Sequence[SeedRun], criteria: PromotionCriteria | None = None)
     n = len(runs)
     sharpe = np.array([s["sharpe"] for s in per_seed])
     nan = math.nan
-    metrics: dict[str, float] = {"n_seeds": float(n)}
+    metrics: dict[str, float] = {"n_seeds": n}
     if n:
         metrics["mean_sharpe"] = float(sharpe.mean())
         metrics["sharpe_std"] = float(sharpe.std(ddof=1)) if n > 1 else nan
@@ -199,10 +210,8 @@ def load_runs(run_dir: Path) -> list[SeedRun]:
     runs = []
     for path in paths:
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
             raise EvaluationError(f"{path}: cannot read JSON ({exc})") from exc
-        if not isinstance(document, dict):
-            raise EvaluationError(f"{path}: expected a JSON object")
-        runs.append(SeedRun.from_dict(document, str(path)))
+        runs.append(SeedRun.from_json(data, str(path)))
     return runs

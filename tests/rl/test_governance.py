@@ -124,3 +124,14 @@ def test_govern_cli_prints_and_writes_the_report(tmp_path: Path, capsys: pytest.
 def test_govern_cli_on_an_empty_directory_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["govern", str(tmp_path)]) == 2
     assert "evaluation.json" in capsys.readouterr().err
+
+
+def test_govern_json_counts_are_integers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = _write_run_dir(tmp_path / "run", _runs(6, 0.002))
+    main(["govern", str(run_dir)])
+    printed = capsys.readouterr().out
+    report = json.loads(printed)
+    assert '"n_seeds": 6,' in printed and '"seed": 0,' in printed
+    assert type(report["metrics"]["n_seeds"]) is int
+    assert [s["seed"] for s in report["per_seed"]] == list(range(6))
+    assert all(type(s["seed"]) is int for s in report["per_seed"])
