@@ -189,6 +189,8 @@ class ArtifactsConfig:
     :param trusted_key_env: environment variable that may hold one more trusted key's text
     :param trust_state_path: JSON file remembering the last accepted version of each
         model, so an older validly signed manifest is refused (rollback protection)
+    :param registry_dir: the model registry: current and previous model of each name,
+        their stored copies and the audit log (``ai-trading registry``)
     """
 
     signing_key_path: Path = field(default_factory=lambda: default_cache_dir() / "keys" / "signing.key")
@@ -196,6 +198,7 @@ class ArtifactsConfig:
     trusted_keys_dir: Path = field(default_factory=lambda: default_cache_dir() / "keys" / "trusted")
     trusted_key_env: str = "AI_TRADING_TRUSTED_KEY"
     trust_state_path: Path = field(default_factory=lambda: default_cache_dir() / "artifact_trust_state.json")
+    registry_dir: Path = field(default_factory=lambda: default_cache_dir() / "registry")
 
 
 @dataclass(frozen=True)

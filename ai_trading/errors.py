@@ -117,6 +117,20 @@ class RollbackError(AiTradingError):
     """A manifest older than the last accepted version of that model was presented."""
 
 
+class RegistryError(AiTradingError):
+    """The model registry refuses an operation: unknown model, nothing to roll back to,
+    an unreadable state file or a damaged stored copy."""
+
+
+class PromotionRejected(RegistryError):
+    """The promotion gate rejected a training run; ``rejections`` holds the machine-readable
+    reasons (``code``, ``metric``, ``value``, ``threshold`` each)."""
+
+    def __init__(self, message: str, rejections: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.rejections = rejections
+
+
 class AlertDeliveryError(AiTradingError):
     """An alert could not be delivered to a configured channel."""
 

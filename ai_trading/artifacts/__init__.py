@@ -1,4 +1,8 @@
-"""Signed artifact manifests and the one verified loading path for every model."""
+"""Signed artifact manifests and the one verified loading path for every model.
+
+The model registry is imported from :mod:`ai_trading.artifacts.registry`: it re-evaluates
+the RL promotion gate, which the rest of this package does not need to import.
+"""
 
 from ai_trading.artifacts.keys import Ed25519Signer, Ed25519Verifier, HmacKey, Signer, Verifier
 from ai_trading.artifacts.loading import Trust, VerifiedArtifact, load_verified

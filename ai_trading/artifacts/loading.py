@@ -6,7 +6,10 @@ signed size and digest and no other file, no symlink, the feature schema hash (a
 dataset fingerprint when the caller requires one), and finally that the version is not
 older than the last one accepted. Only then does it record the version and return the
 file contents it hashed, so a loader deserialises exactly the bytes that were verified
-and nothing is loaded from a directory that fails any check.
+and nothing is loaded from a directory that fails any check. A caller holding a pinned
+manifest digest (the model registry) passes it, and any other build is refused.
+:func:`verify_artifact` runs the same checks without rollback protection and records
+nothing, for admission decisions.
 """
 
 from __future__ import annotations
@@ -124,21 +127,19 @@ def _check_expectations(
         )
 
 
-def load_verified(
+def verify_artifact(
     directory: Path | str,
     trust: Trust,
     expected_feature_schema_hash: str,
     expected_dataset_fingerprint: str | None = None,
     expected_name: str | None = None,
+    expected_manifest_sha256: str | None = None,
 ) -> VerifiedArtifact:
-    """Verify ``directory`` completely and return its files; raise on the first failed check.
+    """Every check of :func:`load_verified` except rollback protection, recording nothing.
 
-    :raises SignatureError: unsigned, untrusted key, algorithm switch, payload type or
-        signature mismatch
-    :raises ProvenanceError: missing/extra/changed file, symlink, malformed manifest,
-        wrong model name; :class:`FeatureSchemaMismatch` and
-        :class:`DatasetFingerprintMismatch` for the two provenance hashes
-    :raises RollbackError: a version older than the last accepted one of that model
+    For admission decisions that must not move the rollback state before they succeed
+    (the model registry verifies a whole training run, then decides); anything that
+    trades loads through :func:`load_verified`.
     """
     directory = Path(directory)
     if directory.is_symlink() or not directory.is_dir():
@@ -148,16 +149,44 @@ def load_verified(
     envelope = Envelope.from_bytes(read_regular_file(directory / SIGNATURE_FILE, SIGNATURE_FILE))
     manifest_bytes = read_regular_file(directory / MANIFEST_FILE, MANIFEST_FILE)
     key = _verify_signature(manifest_bytes, envelope, trust)
+    manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    if expected_manifest_sha256 is not None and manifest_sha256 != expected_manifest_sha256:
+        raise ProvenanceError(
+            f"{directory}: manifest sha256 is {manifest_sha256}, the caller pinned {expected_manifest_sha256} "
+            "(the directory holds another build than the one registered)"
+        )
     manifest = Manifest.from_bytes(manifest_bytes)
     if manifest.signer_key_id != key.key_id:
         raise SignatureError(f"manifest names signer {manifest.signer_key_id!r} but was signed by {key.key_id!r}")
     files = read_tree(directory)
     compare_files(manifest.files, file_entries(files))
     _check_expectations(manifest, expected_feature_schema_hash, expected_dataset_fingerprint, expected_name)
-    manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
-    trust.state.accept(manifest.fields.name, manifest.fields.version, manifest_sha256)
-    logger.info(
-        "ARTIFACT_VERIFIED",
-        extra={"artifact": manifest.fields.name, "version": manifest.fields.version, "key_id": key.key_id},
-    )
     return VerifiedArtifact(directory, manifest, manifest_sha256, key.key_id, files)
+
+
+def load_verified(
+    directory: Path | str,
+    trust: Trust,
+    expected_feature_schema_hash: str,
+    expected_dataset_fingerprint: str | None = None,
+    expected_name: str | None = None,
+    expected_manifest_sha256: str | None = None,
+) -> VerifiedArtifact:
+    """Verify ``directory`` completely and return its files; raise on the first failed check.
+
+    :raises SignatureError: unsigned, untrusted key, algorithm switch, payload type or
+        signature mismatch
+    :raises ProvenanceError: missing/extra/changed file, symlink, malformed manifest,
+        wrong model name, a manifest other than ``expected_manifest_sha256`` when given;
+        :class:`FeatureSchemaMismatch` and :class:`DatasetFingerprintMismatch` for the two
+        provenance hashes
+    :raises RollbackError: a version older than the last accepted one of that model
+    """
+    artifact = verify_artifact(
+        directory, trust, expected_feature_schema_hash, expected_dataset_fingerprint, expected_name,
+        expected_manifest_sha256,
+    )  # fmt: skip
+    fields = artifact.manifest.fields
+    trust.state.accept(fields.name, fields.version, artifact.manifest_sha256)
+    logger.info("ARTIFACT_VERIFIED", extra={"artifact": fields.name, "version": fields.version, "key_id": artifact.key_id})
+    return artifact

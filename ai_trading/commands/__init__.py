@@ -8,7 +8,9 @@ from pathlib import Path
 from types import ModuleType
 
 # One entry per subcommand module, in the order `ai-trading --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern", "train")
+COMMAND_MODULES: tuple[str, ...] = (
+    "sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern", "train", "registry",
+)  # fmt: skip
 
 
 def modules() -> list[ModuleType]:

@@ -12,12 +12,11 @@ artifact directory (model, evaluation, metrics, feature and data provenance).
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,15 @@ import torch
 from stable_baselines3 import A2C, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from ai_trading.artifacts import ManifestFields, sign_artifact_dir
 from ai_trading.artifacts.keys import load_signing_key
 from ai_trading.config import AppConfig, RLTrainConfig
 from ai_trading.data import open_store
 from ai_trading.errors import ConfigError
-from ai_trading.evaluation.metrics import max_drawdown, sharpe_ratio, turnover
+from ai_trading.evaluation.metrics import sharpe_ratio, turnover
 from ai_trading.execution.portfolio import PortfolioSimulator
 from ai_trading.features import FeatureBuilder, FeatureSet
-from ai_trading.rl.governance import EVALUATION_FILE, SeedRun
+from ai_trading.rl.governance import SeedRun
+from ai_trading.rl.seed_artifact import seed_dir, seed_manifest_fields, seed_metrics, write_seed_artifact
 from ai_trading.rl_trading.env import PortfolioEnv, VecPortfolioEnv
 from ai_trading.rl_trading.market import EnvMarket
 from ai_trading.types import NS_PER_SECOND, MarketPanel
@@ -43,7 +42,6 @@ from kernels.rl_env import clip_targets
 logger = logging.getLogger(__name__)
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3}
-MODEL_FILE = "model.zip"
 PERIODS_PER_YEAR_DAILY = 252.0
 
 
@@ -123,28 +121,12 @@ def train_seed(config: AppConfig, seed: int, out_dir: Path) -> dict[str, float]:
         logger.info("RL_CHECKPOINT", extra={"seed": seed, "checkpoint": checkpoint, "validation_sharpe": score})
     model.set_parameters(best_params)
     run = evaluate_policy(model, panel, test, config, seed)
-    metrics = {
-        "test_sharpe": sharpe_ratio(run.returns),
-        "test_max_drawdown": -max_drawdown(run.returns),
-        "test_net_return": float(np.prod(1.0 + run.returns) - 1.0),
-        "test_turnover": run.turnover,
-        "validation_sharpe": best_sharpe,
-    }
-    directory = out_dir / f"seed_{seed}"
-    directory.mkdir(parents=True, exist_ok=False)
-    model.save(directory / MODEL_FILE)
-    (directory / EVALUATION_FILE).write_text(json.dumps(run.to_dict()), encoding="utf-8")
-    fields = ManifestFields(
-        name=f"{train.model_name}.seed{seed}", version=train.model_version, kind="rl", algorithm=train.algo,
-        **features.provenance(),  # type: ignore[arg-type]
-        training_config={"seed": seed, "rl_train": asdict(train), "rl_env": asdict(config.rl_env),
-                         "execution": asdict(config.execution),
-                         "ranges_ns": [int(panel.ts[0]), int(panel.ts[train_end]), int(panel.ts[validation_end]),
-                                       int(panel.ts[-1]) + NS_PER_SECOND]},
-        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)},
-    )  # fmt: skip
+    metrics = seed_metrics(run, best_sharpe)
+    ranges_ns = [int(panel.ts[0]), int(panel.ts[train_end]), int(panel.ts[validation_end]), int(panel.ts[-1]) + NS_PER_SECOND]
+    fields = seed_manifest_fields(config, seed, features.provenance(), ranges_ns, metrics)
     artifacts = config.artifacts
-    sign_artifact_dir(directory, fields, load_signing_key(artifacts.signing_key_path, artifacts.signing_key_env))
+    signer = load_signing_key(artifacts.signing_key_path, artifacts.signing_key_env)
+    write_seed_artifact(seed_dir(out_dir, seed), model.save, run, fields, signer)
     return metrics
 
 

@@ -1,0 +1,383 @@
+"""The model registry: the current and the previous model of each name.
+
+``promote`` admits a training run only when every seed artifact verifies (trusted
+signature, every digest, no extra file, the feature schema hash the caller expects), the
+run is complete, and the promotion gate passes on the seeds' signed out-of-sample
+results, re-evaluated here rather than read from an unsigned report. The chosen seed's
+artifact is copied from the verified bytes into the registry's content-addressed store
+``store/<name>/<manifest_sha256>/``, so later changes to the run directory cannot change
+what is registered. ``rollback`` makes the previous model current again (a second
+rollback undoes the first) and authorises exactly that manifest in the rollback state.
+:meth:`ModelRegistry.load_current` is the one way to get a registered model: the stored
+copy goes through :func:`~ai_trading.artifacts.loading.load_verified`, pinned to the
+registered manifest digest.
+
+On disk: ``registry.json`` (the state, replaced atomically under an exclusive lock held
+for the whole of every operation), ``audit.jsonl`` (append-only, one line per promotion
+or rollback, written before the state changes) and ``store/``. An unreadable state fails
+closed, and nothing is written when a check fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ai_trading.artifacts.atomic import fsync_dir, write_atomic
+from ai_trading.artifacts.loading import Trust, VerifiedArtifact, load_verified, verify_artifact
+from ai_trading.artifacts.manifest import MANIFEST_FILE, SIGNATURE_FILE, read_regular_file
+from ai_trading.artifacts.state_file import JsonStateFile, append_jsonl
+from ai_trading.config import ArtifactsConfig, PromotionCriteria
+from ai_trading.errors import PromotionRejected, ProvenanceError, RegistryError, SignatureError
+from ai_trading.rl.governance import GovernanceReport, evaluate
+from ai_trading.rl.seed_artifact import VerifiedRun, read_run
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "registry.json"
+AUDIT_FILE = "audit.jsonl"
+STORE_DIR = "store"
+STATE_SCHEMA = "ai-trading/registry/v1"
+ACTIONS = ("promote", "rollback")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One registered model.
+
+    :param name: the artifact's manifest name (``<model>.seed<seed>`` for a training run)
+    :param version: its manifest version
+    :param manifest_sha256: SHA-256 of its signed manifest: the pin every load checks
+    :param feature_schema_hash: the feature schema it was trained on
+    :param path: its stored copy, relative to the registry directory
+    :param at: when it became current, ISO 8601 UTC
+    :param action: how it became current, ``promote`` or ``rollback``
+    :param source: the run directory it was promoted from
+    """
+
+    name: str
+    version: int
+    manifest_sha256: str
+    feature_schema_hash: str
+    path: str
+    at: str
+    action: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: Any) -> RegistryEntry:
+        """Parse strictly; raise ValueError naming what is wrong."""
+        keys = {f.name for f in fields(cls)}
+        if not isinstance(document, dict) or set(document) != keys:
+            raise ValueError(f"an entry needs exactly the keys {sorted(keys)}")
+        entry = cls(**document)
+        if type(entry.version) is not int or entry.version < 1:
+            raise ValueError(f"version must be an integer >= 1, got {entry.version!r}")
+        if not all(isinstance(getattr(entry, k), str) for k in keys - {"version"}):
+            raise ValueError("every field but version must be a string")
+        if not (_SHA256.match(entry.manifest_sha256) and _SHA256.match(entry.feature_schema_hash)):
+            raise ValueError("manifest_sha256 and feature_schema_hash must be 64 lowercase hex digits")
+        if entry.action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, got {entry.action!r}")
+        return entry
+
+
+@dataclass(frozen=True)
+class ModelSlots:
+    """What the registry holds for one model name."""
+
+    current: RegistryEntry
+    previous: RegistryEntry | None
+
+    def to_dict(self) -> dict[str, Any]:
+        previous = None if self.previous is None else self.previous.to_dict()
+        return {"current": self.current.to_dict(), "previous": previous}
+
+
+@dataclass(frozen=True, eq=False)
+class PromotionResult:
+    """The outcome of :meth:`ModelRegistry.promote`.
+
+    :param model: the registry name (the run's ``[rl_train] model_name``)
+    :param seed: the promoted seed
+    :param slots: current and previous after the promotion
+    :param changed: False when the model was already current (nothing was written)
+    :param dropped: the entry that fell out of the registry, if any
+    :param report: the promotion gate's verdict on the run
+    """
+
+    model: str
+    seed: int
+    slots: ModelSlots
+    changed: bool
+    dropped: RegistryEntry | None
+    report: GovernanceReport
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _store_path(model: str, manifest_sha256: str) -> str:
+    return f"{STORE_DIR}/{model}/{manifest_sha256}"
+
+
+def _parse_state(document: Any) -> dict[str, ModelSlots]:
+    """The state document as slots per model; ValueError for anything unexpected."""
+    if not isinstance(document, dict) or set(document) != {"schema", "models"}:
+        raise ValueError("expected exactly the keys schema and models")
+    if document["schema"] != STATE_SCHEMA:
+        raise ValueError(f"schema is {document['schema']!r}, this version reads {STATE_SCHEMA!r}")
+    if not isinstance(document["models"], dict):
+        raise ValueError("models must be an object")
+    state: dict[str, ModelSlots] = {}
+    for model, slots in document["models"].items():
+        if not model or "/" in model or model in (".", ".."):
+            raise ValueError(f"model name {model!r} cannot name a store directory")
+        if not isinstance(slots, dict) or set(slots) != {"current", "previous"}:
+            raise ValueError(f"model {model!r} needs exactly current and previous")
+        current = RegistryEntry.from_dict(slots["current"])
+        previous = None if slots["previous"] is None else RegistryEntry.from_dict(slots["previous"])
+        for entry in (current, previous):
+            if entry is not None and entry.path != _store_path(model, entry.manifest_sha256):
+                raise ValueError(f"model {model!r}: stored path {entry.path!r} is not its content address")
+        state[model] = ModelSlots(current, previous)
+    return state
+
+
+class ModelRegistry:
+    """Current and previous model per name, their stored copies and the audit log.
+
+    :param directory: the registry directory (``[artifacts] registry_dir``); created on
+        first use
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._state = JsonStateFile(self.directory / STATE_FILE, 0o644)
+
+    @classmethod
+    def from_config(cls, config: ArtifactsConfig) -> ModelRegistry:
+        return cls(config.registry_dir)
+
+    @property
+    def audit_path(self) -> Path:
+        return self.directory / AUDIT_FILE
+
+    def _read(self) -> dict[str, ModelSlots]:
+        try:
+            document = self._state.read()
+            return {} if document is None else _parse_state(document)
+        except (OSError, ValueError, TypeError) as exc:
+            raise RegistryError(
+                f"registry state {self._state.path} is unreadable ({exc}): refusing to guess which model is "
+                f"current; restore it from a backup (every change is listed in {self.audit_path})"
+            ) from exc
+
+    def _write(self, state: dict[str, ModelSlots]) -> None:
+        self._state.write({"schema": STATE_SCHEMA, "models": {m: s.to_dict() for m, s in sorted(state.items())}})
+
+    @staticmethod
+    def _slots(state: dict[str, ModelSlots], model: str) -> ModelSlots:
+        if model not in state:
+            raise RegistryError(
+                f"no model {model!r} in the registry (registered: {sorted(state) or 'none'}); promote a run first"
+            )
+        return state[model]
+
+    def show(self) -> dict[str, ModelSlots]:
+        """Every registered model's current and previous entry."""
+        with self._state.locked():
+            return self._read()
+
+    def slots(self, model: str) -> ModelSlots:
+        with self._state.locked():
+            return self._slots(self._read(), model)
+
+    def load_current(self, model: str, trust: Trust, expected_feature_schema_hash: str) -> VerifiedArtifact:
+        """The current model of ``model``, loaded from its stored copy through
+        :func:`load_verified` and pinned to the registered manifest digest.
+
+        :raises RegistryError: unknown model or unreadable state
+        :raises SignatureError, ProvenanceError, FeatureSchemaMismatch, RollbackError: as
+            :func:`load_verified`; a stored copy changed in any way is refused
+        """
+        with self._state.locked():
+            entry = self._slots(self._read(), model).current
+            artifact = load_verified(
+                self.directory / entry.path, trust, expected_feature_schema_hash,
+                expected_name=entry.name, expected_manifest_sha256=entry.manifest_sha256,
+            )  # fmt: skip
+        logger.info("REGISTRY_MODEL_LOADED", extra={"model": model, "artifact": entry.name, "version": entry.version})
+        return artifact
+
+    def promote(
+        self,
+        run_dir: Path,
+        trust: Trust,
+        expected_feature_schema_hash: str,
+        criteria: PromotionCriteria | None = None,
+        seed: int | None = None,
+    ) -> PromotionResult:
+        """Register one seed of a training run as the current model of the run's name.
+
+        Every seed artifact must verify and the run must pass the promotion gate; the seed
+        is ``seed`` or the one with the best validation Sharpe. The old current becomes the
+        previous, the older previous is dropped with its stored copy. Every seed's version
+        is recorded in the rollback state, so no older build of any of them loads anymore.
+
+        :raises PromotionRejected: the gate rejected the run (its reasons attached)
+        :raises SignatureError, ProvenanceError, FeatureSchemaMismatch: a seed artifact
+            fails verification, or the run is incomplete or mixed
+        :raises RollbackError: the run is older than versions already accepted (use
+            :meth:`rollback` to go back)
+        """
+        run_dir = Path(run_dir)
+        with self._state.locked():
+            state = self._read()
+            run = read_run(run_dir, trust, expected_feature_schema_hash)
+            report = evaluate(run.runs, criteria)
+            if not report.passed:
+                codes = [r.code for r in report.rejections]
+                logger.warning("REGISTRY_PROMOTION_REJECTED", extra={"model": run.model_name, "rejections": codes})
+                reasons = "; ".join(f"{r.code} ({r.metric} = {r.value:.4g}, threshold {r.threshold:.4g})" for r in report.rejections)
+                raise PromotionRejected(
+                    f"run {run_dir} of {run.model_name!r} v{run.version} fails the promotion gate: {reasons}; "
+                    "nothing was registered",
+                    [asdict(r) for r in report.rejections],
+                )
+            chosen, artifact = run.select(seed)
+            old = state.get(run.model_name)
+            if old is not None and old.current.manifest_sha256 == artifact.manifest_sha256:
+                logger.info("REGISTRY_ALREADY_CURRENT", extra={"model": run.model_name, "artifact": old.current.name})
+                return PromotionResult(run.model_name, chosen, old, False, None, report)
+            for each in run.artifacts.values():
+                trust.state.check(each.manifest.fields.name, each.manifest.fields.version, each.manifest_sha256)
+            return self._commit_promotion(state, run, chosen, artifact, trust, report, run_dir)
+
+    def _commit_promotion(
+        self,
+        state: dict[str, ModelSlots],
+        run: VerifiedRun,
+        chosen: int,
+        artifact: VerifiedArtifact,
+        trust: Trust,
+        report: GovernanceReport,
+        run_dir: Path,
+    ) -> PromotionResult:
+        """Every check passed: store the copy, record the versions, audit, switch."""
+        model, old = run.model_name, state.get(run.model_name)
+        signed = artifact.manifest.fields
+        entry = RegistryEntry(
+            signed.name, signed.version, artifact.manifest_sha256, signed.feature_schema_hash,
+            _store_path(model, artifact.manifest_sha256), _now(), "promote", str(run_dir.resolve()),
+        )  # fmt: skip
+        slots = ModelSlots(entry, None if old is None else old.current)
+        dropped = None if old is None else old.previous
+        created = self._store(artifact, entry, trust)
+        committed = False
+        try:
+            for each in run.artifacts.values():
+                trust.state.accept(each.manifest.fields.name, each.manifest.fields.version, each.manifest_sha256)
+            append_jsonl(self.audit_path, {
+                "at": entry.at, "action": "promote", "model": model, "current": entry.to_dict(),
+                "previous": None if slots.previous is None else slots.previous.to_dict(),
+                "dropped": None if dropped is None else dropped.to_dict(), "run_dir": entry.source, "seed": chosen,
+                "governance": {k: v for k, v in report.metrics.items() if math.isfinite(v)},
+            })  # fmt: skip
+            state[model] = slots
+            self._write(state)
+            committed = True
+        finally:
+            if created and not committed:
+                shutil.rmtree(self.directory / entry.path)
+        logger.info("REGISTRY_PROMOTED", extra={"model": model, "artifact": entry.name, "version": entry.version})
+        kept = {e.manifest_sha256 for e in (slots.current, slots.previous) if e is not None}
+        if dropped is not None and dropped.manifest_sha256 not in kept:
+            self._delete_copy(dropped)
+        return PromotionResult(model, chosen, slots, True, dropped, report)
+
+    def _store(self, artifact: VerifiedArtifact, entry: RegistryEntry, trust: Trust) -> bool:
+        """Put the verified bytes at the entry's content address; True if newly created.
+
+        The copy is written from the bytes verification hashed (plus the signed manifest
+        and its envelope), verified again against the pin, then renamed into place.
+        """
+        target = self.directory / entry.path
+        if target.exists():
+            try:
+                verify_artifact(target, trust, entry.feature_schema_hash, None, entry.name, entry.manifest_sha256)
+            except (SignatureError, ProvenanceError) as exc:
+                raise RegistryError(f"stored copy {target} is damaged ({exc}); delete it and promote again") from exc
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))
+        try:
+            signed = {name: read_regular_file(artifact.path / name, name) for name in (MANIFEST_FILE, SIGNATURE_FILE)}
+            for relative, data in {**artifact.files, **signed}.items():
+                (incoming / relative).parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(incoming / relative, data, 0o444)
+            verify_artifact(incoming, trust, entry.feature_schema_hash, None, entry.name, entry.manifest_sha256)
+            os.rename(incoming, target)
+            fsync_dir(target.parent)
+        finally:
+            if incoming.exists():
+                shutil.rmtree(incoming)
+        return True
+
+    def _delete_copy(self, entry: RegistryEntry) -> None:
+        """Best effort: a copy left behind takes space, never changes what is registered."""
+        try:
+            shutil.rmtree(self.directory / entry.path)
+        except OSError as exc:
+            logger.warning("REGISTRY_STORE_CLEANUP_FAILED", extra={"path": entry.path, "error": str(exc)})
+
+    def rollback(self, model: str, trust: Trust, expected_feature_schema_hash: str) -> ModelSlots:
+        """Make the previous model of ``model`` current again (the current becomes the
+        previous, so a second rollback undoes the first) and authorise exactly its
+        manifest in the rollback state.
+
+        :raises RegistryError: unknown model, no previous model, unreadable state
+        :raises SignatureError, ProvenanceError, FeatureSchemaMismatch: the stored copy
+            of the previous model fails verification (nothing is changed)
+        """
+        with self._state.locked():
+            state = self._read()
+            old = self._slots(state, model)
+            if old.previous is None:
+                raise RegistryError(
+                    f"model {model!r} has no previous model to roll back to (current: {old.current.name} "
+                    f"v{old.current.version}, promoted {old.current.at})"
+                )
+            target = old.previous
+            verify_artifact(
+                self.directory / target.path, trust, expected_feature_schema_hash, None, target.name,
+                target.manifest_sha256,
+            )  # fmt: skip
+            restored = replace(target, at=_now(), action="rollback")
+            slots = ModelSlots(restored, old.current)
+            mark = trust.state.last_accepted(target.name)
+            append_jsonl(self.audit_path, {
+                "at": restored.at, "action": "rollback", "model": model, "current": restored.to_dict(),
+                "previous": old.current.to_dict(), "dropped": None,
+                "trust_pin": {"artifact": target.name, "version": target.version,
+                              "manifest_sha256": target.manifest_sha256,
+                              "replaced_version": None if mark is None else mark.version},
+            })  # fmt: skip
+            trust.state.authorize_rollback(target.name, target.version, target.manifest_sha256)
+            state[model] = slots
+            self._write(state)
+        logger.warning("REGISTRY_ROLLED_BACK", extra={"model": model, "artifact": target.name, "version": target.version})
+        return slots
