@@ -123,11 +123,9 @@ class SimBroker:
         """One snapshot (reads) or one atomic write (``BEGIN IMMEDIATE`` takes the lock first)."""
         with closing(self._connect()) as db:
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            yield db
+            # Reached only without an exception; otherwise closing the connection with the
+            # transaction still open rolls it back (SQLite discards uncommitted work on close).
             db.execute("COMMIT")
 
     def _panel_identity(self) -> str:

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -125,11 +125,11 @@ class IntentStore:
     def open(cls, config: OmsConfig) -> Self:
         """The store of ``config.dsn``, with its own engine (closed by :meth:`close`)."""
         engine = create_oms_engine(config)
-        try:
-            return cls(engine)
-        except BaseException:
-            engine.dispose()
-            raise
+        with ExitStack() as on_failure:
+            on_failure.callback(engine.dispose)
+            store = cls(engine)
+            on_failure.pop_all()
+        return store
 
     @property
     def engine(self) -> Engine:
