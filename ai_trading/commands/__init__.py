@@ -30,3 +30,13 @@ def add_market_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, help="DuckDB market-data store (default: data.db_path)")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument("--seed", type=int, help="simulator seed (default: execution.seed)")
+
+
+def expected_schema_hash(given: str | None) -> str:
+    """The feature schema hash a loaded model must carry: ``--feature-schema-hash``, else
+    the current builder's default spec (imported only when needed: it loads Numba)."""
+    if given:
+        return given
+    from ai_trading.features import FeatureBuilder
+
+    return FeatureBuilder().feature_schema_hash

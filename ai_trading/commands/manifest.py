@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ai_trading.commands import expected_schema_hash
 from ai_trading.errors import ConfigError
 
 
@@ -81,10 +82,9 @@ def _sign(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from ai_trading.artifacts import Trust, load_verified
     from ai_trading.config import load_config
-    from ai_trading.features import FeatureBuilder
 
     trust = Trust.from_config(load_config().artifacts)
-    schema_hash = args.feature_schema_hash or FeatureBuilder().feature_schema_hash
+    schema_hash = expected_schema_hash(args.feature_schema_hash)
     artifact = load_verified(args.directory, trust, schema_hash, args.dataset_fingerprint, args.name)
     fields = artifact.manifest.fields
     print(

@@ -7,8 +7,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ai_trading.commands import expected_schema_hash
+
 if TYPE_CHECKING:
-    from ai_trading.artifacts.registry import ModelSlots
+    from ai_trading.artifacts import Trust
+    from ai_trading.artifacts.registry import ModelRegistry, ModelSlots
+    from ai_trading.config import AppConfig
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,21 +59,20 @@ def _describe(slots: ModelSlots) -> str:
     return text + (f", previous {previous.name} v{previous.version}" if previous is not None else ", no previous")
 
 
-def _schema_hash(args: argparse.Namespace) -> str:
-    from ai_trading.features import FeatureBuilder
-
-    return str(args.feature_schema_hash or FeatureBuilder().feature_schema_hash)
-
-
-def _promote(args: argparse.Namespace) -> int:
+def _open(args: argparse.Namespace) -> tuple[AppConfig, ModelRegistry, Trust]:
+    """The configuration, the registry and the trust a promote or rollback works with."""
     from ai_trading.artifacts import Trust
     from ai_trading.artifacts.registry import ModelRegistry
     from ai_trading.config import load_config
 
     config = load_config(args.config)
-    registry = ModelRegistry.from_config(config.artifacts)
-    trust = Trust.from_config(config.artifacts)
-    result = registry.promote(args.run_dir, trust, _schema_hash(args), config.governance, args.seed)
+    return config, ModelRegistry.from_config(config.artifacts), Trust.from_config(config.artifacts)
+
+
+def _promote(args: argparse.Namespace) -> int:
+    config, registry, trust = _open(args)
+    schema_hash = expected_schema_hash(args.feature_schema_hash)
+    result = registry.promote(args.run_dir, trust, schema_hash, config.governance, args.seed)
     if not result.changed:
         print(f"{result.model}: seed {result.seed} of {args.run_dir} is already the current model; nothing changed")
         return 0
@@ -80,13 +83,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from ai_trading.artifacts import Trust
-    from ai_trading.artifacts.registry import ModelRegistry
-    from ai_trading.config import load_config
-
-    config = load_config(args.config)
-    registry = ModelRegistry.from_config(config.artifacts)
-    slots = registry.rollback(args.name, Trust.from_config(config.artifacts), _schema_hash(args))
+    _, registry, trust = _open(args)
+    slots = registry.rollback(args.name, trust, expected_schema_hash(args.feature_schema_hash))
     print(f"rolled back {args.name}: {_describe(slots)}")
     return 0
 
