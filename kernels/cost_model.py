@@ -24,6 +24,9 @@ from kernels.layout import (
     M_XX,
     M_XY,
     M_Y,
+    O_SPREAD,
+    O_X,
+    O_Y,
 )
 
 
@@ -72,6 +75,15 @@ def ewma_update(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndar
     """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``)."""
     for k in range(symbol.shape[0]):
         ewma_observe(state[symbol[k]], x[k], y[k], spread_bps[k], decay)
+
+
+@njit(cache=True, nogil=True)
+def ewma_observe_columns(state: np.ndarray, observations: np.ndarray, decay: float) -> None:
+    """Fold one observation per symbol (``observations[N_OBSERVATION, S]``, layout in
+    :mod:`kernels.layout`) into moment-major state ``[N_COST_STATE, S]``: the layout of
+    the per-bar portfolio kernels, whose loops run across symbols."""
+    for s in range(state.shape[1]):
+        ewma_observe(state[:, s], observations[O_X, s], observations[O_Y, s], observations[O_SPREAD, s], decay)
 
 
 @njit(cache=True, nogil=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels.vecmath import exp_clamped, log_positive
+
 from kernels.layout import (
     C_IMPACT_ETA,
     C_SLIP_BASE_BPS,
@@ -67,10 +69,11 @@ def spread_bps(price: float, sigma_bps: float, data_spread_bps: float, learned_s
 
 @njit(cache=True, nogil=True, inline="always")
 def participation_power(participation: float, beta: float) -> float:
-    """``participation**beta`` with the square root (beta = 0.5) taken without ``pow``."""
+    """``participation**beta`` for ``participation >= 0``, without a call to ``pow`` so
+    that loops over symbols vectorise; the square root (beta = 0.5) is exact."""
     if beta == 0.5:
         return np.sqrt(participation)
-    return participation**beta
+    return exp_clamped(beta * log_positive(participation)) if participation > 0.0 else (1.0 if beta == 0.0 else 0.0)
 
 
 @njit(cache=True, nogil=True, inline="always")

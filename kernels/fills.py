@@ -24,7 +24,8 @@ from kernels.layout import (
     S_PARTIAL,
     S_UNFILLED,
 )
-from kernels.rng import STREAM_LATENCY, STREAM_SLIPPAGE, standard_normal
+from kernels.rng import STREAM_EXECUTION, normal_pair
+from kernels.vecmath import exp_clamped
 
 MARKET = 0
 LIMIT = 1
@@ -32,13 +33,10 @@ QTY_EPS = 1e-9  # shares below this count as nothing left to fill
 
 
 @njit(cache=True, nogil=True, inline="always")
-def latency_bars(seed: np.uint64, order_id: int, decision_bar: int, params: np.ndarray) -> float:
-    """Latency in bars: lognormal ``median * exp(sigma * z)`` seconds over the bar length."""
-    latency_s = params[P_LATENCY_MEDIAN_S]
-    if params[P_LATENCY_SIGMA] > 0.0:
-        z = standard_normal(seed, order_id, decision_bar, STREAM_LATENCY)
-        latency_s *= np.exp(params[P_LATENCY_SIGMA] * z)
-    return latency_s / params[P_BAR_SECONDS]
+def latency_bars(z: float, params: np.ndarray) -> float:
+    """Latency in bars: lognormal ``median * exp(sigma * z)`` seconds over the bar length,
+    ``z`` the first normal of the order's draws in the bar after its decision."""
+    return params[P_LATENCY_MEDIAN_S] * exp_clamped(params[P_LATENCY_SIGMA] * z) / params[P_BAR_SECONDS]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -155,7 +153,7 @@ def simulate_orders(
             out_status[i] = S_NO_DECISION_PRICE
             continue
         out_decision_price[i] = close[t0, s]
-        lat = latency_bars(seed, oid, t0, params)
+        lat = latency_bars(normal_pair(seed, oid, t0 + 1, STREAM_EXECUTION)[0], params)
         skip = int(np.floor(lat))
         frac = lat - skip
         start = t0 + 1 + skip
@@ -182,7 +180,7 @@ def simulate_orders(
                 continue
             sigma = sigma_bps[b - 1, s]
             quoted = data_spread_bps[b, s] if has_data_spread else np.nan
-            z = standard_normal(seed, oid, b, STREAM_SLIPPAGE) if noise_on else 0.0
+            z = normal_pair(seed, oid, b, STREAM_EXECUTION)[1] if noise_on else 0.0
             price = slice_price(side, qty, reference, volume[b, s], sigma, quoted, coefs, s, params, z)
             if order_type[i] == LIMIT:
                 price = limit_fill_price(side, price, order_limit[i], high[b, s], low[b, s])

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.cost_model import ewma_observe
-from kernels.costs import fill_fee, learned_spread, participation_power, spread_bps
+from kernels.cost_model import ewma_observe_columns
+from kernels.costs import fill_fee, participation_power
 from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, slice_price
-from kernels.layout import P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
-from kernels.rng import STREAM_SLIPPAGE, standard_normal
+from kernels.layout import N_OBSERVATION, O_SPREAD, O_X, O_Y, P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION
+from kernels.rng import STREAM_EXECUTION, normal_pair
 
 # Per-bar outputs of simulate_portfolio / portfolio_step (float64[N_BAR_STATS]).
 B_EQUITY = 0  # equity marked at the bar's close, after its fills
@@ -33,23 +33,27 @@ B_NET_EXPOSURE = 5  # sum position value at the close
 N_BAR_STATS = 6
 
 
-@njit(cache=True, nogil=True)
+# Loops over symbols run vectorised (AVX2/AVX-512): no Python error checks (the inputs are
+# validated by the wrappers), and per-bar sums may be reassociated into vector lanes.
+VECTOR_LOOP = {"error_model": "numpy", "fastmath": {"contract", "reassoc"}, "_nrt": False}
+
+
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
 def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.ndarray, marks: np.ndarray) -> tuple[float, float]:
     """Move each symbol's mark to bar ``t``'s close where valid; return the net and the
     gross (sum of absolute) value of the positions at those marks."""
     value = 0.0
     gross = 0.0
     for s in range(positions.shape[0]):
-        if valid[t, s]:
-            marks[s] = close[t, s]
-        if positions[s] != 0.0:
-            position_value = positions[s] * marks[s]
-            value += position_value
-            gross += abs(position_value)
+        mark = close[t, s] if valid[t, s] else marks[s]
+        marks[s] = mark
+        position_value = positions[s] * mark if positions[s] != 0.0 else 0.0
+        value += position_value
+        gross += abs(position_value)
     return value, gross
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
 def portfolio_step(
     t: int,
     targets: np.ndarray,
@@ -65,7 +69,9 @@ def portfolio_step(
     coefs: np.ndarray,
     params: np.ndarray,
     seed: np.uint64,
+    learn: bool,
     cost_state: np.ndarray,
+    observations: np.ndarray,
     decay: float,
     fill_qty: np.ndarray,
     fill_price: np.ndarray,
@@ -75,52 +81,61 @@ def portfolio_step(
     execute in bar ``t + 1``; updates ``positions``, ``cash[0]`` and ``marks`` in place,
     writes signed filled shares and prices per symbol (0 / NaN when nothing filled) and
     bar ``t + 1``'s statistics. ``marks`` must hold the prices at bar ``t``'s close.
-    Cost-model learning is skipped when ``cost_state`` has no rows."""
+
+    ``data_spread_bps`` is ``[T, S]``, or one row of NaN when the data has no spreads.
+    With ``learn``, each fill's observation goes through ``observations[N_OBSERVATION, S]``
+    into the moment-major cost state ``cost_state[N_COST_STATE, S]``. All arrays are
+    always full size, so the vectoriser's overlap checks see real extents.
+
+    Every symbol is priced whether or not it trades, and a mask decides what is kept:
+    the loop has no branches, so it runs in vector lanes."""
     n_symbols = positions.shape[0]
     a = t + 1
-    has_data_spread = data_spread_bps.shape[0] == close.shape[0]
-    learn = cost_state.shape[0] == n_symbols
-    noise_on = params[P_NOISE_BPS] != 0.0
+    spread_row = a if data_spread_bps.shape[0] == close.shape[0] else 0
     beta = params[P_IMPACT_BETA]
+    max_participation = params[P_MAX_PARTICIPATION]
+    fee_min = params[P_FEE_MIN]
     equity = cash[0]
     for s in range(n_symbols):
-        if positions[s] != 0.0:
-            equity += positions[s] * marks[s]
+        equity += positions[s] * marks[s] if positions[s] != 0.0 else 0.0
+    spent = 0.0
     cost = 0.0
     fees = 0.0
     traded = 0.0
     for s in range(n_symbols):
-        fill_qty[s] = 0.0
-        fill_price[s] = np.nan
-        if not (valid[t, s] and valid[a, s]):
-            continue
         gap = targets[s] * equity / marks[s] - positions[s]
-        qty = abs(gap)
-        if qty <= QTY_EPS:
-            continue
-        side = 1 if gap > 0.0 else -1
-        frac = min(latency_bars(seed, s, t, params), 1.0)
+        side = 1.0 if gap > 0.0 else -1.0
+        latency_z, noise_z = normal_pair(seed, s, a, STREAM_EXECUTION)
+        frac = min(latency_bars(latency_z, params), 1.0)
         reference = interpolated_mid(open_[a, s], close[a, s], frac)
         bar_volume = volume[a, s]
-        qty = min(qty, params[P_MAX_PARTICIPATION] * bar_volume * (1.0 - frac))
-        if qty <= QTY_EPS:
-            continue
+        qty = min(abs(gap), max_participation * bar_volume * (1.0 - frac))
+        trade = valid[t, s] and valid[a, s] and qty > QTY_EPS
         sigma = sigma_bps[t, s]
-        quoted = data_spread_bps[a, s] if has_data_spread else np.nan
-        z = standard_normal(seed, s, a, STREAM_SLIPPAGE) if noise_on else 0.0
-        price = slice_price(side, qty, reference, bar_volume, sigma, quoted, coefs, s, params, z)
-        fee = max(fill_fee(price, qty, params), params[P_FEE_MIN])
-        positions[s] += side * qty
-        cash[0] -= side * qty * price + fee
-        fill_qty[s] = side * qty
-        fill_price[s] = price
-        cost += side * qty * (price - reference) + fee
+        quoted = data_spread_bps[spread_row, s]
+        price = slice_price(side, qty, reference, bar_volume, sigma, quoted, coefs, s, params, noise_z)
+        fee = max(fill_fee(price, qty, params), fee_min) if trade else 0.0
+        signed_qty = side * qty if trade else 0.0
+        # Untraded symbols may have NaN prices (missing bars): zero them before summing.
+        slippage = price - reference if trade else 0.0
+        notional = qty * price if trade else 0.0
+        positions[s] += signed_qty
+        fill_qty[s] = signed_qty
+        fill_price[s] = price if trade else np.nan
+        spent += side * notional + fee
+        cost += signed_qty * slippage + fee
         fees += fee
-        traded += qty * price
-        if learn and sigma > 0.0:
+        traded += notional
+        if learn:
+            observe = trade and sigma > 0.0
             cost_bps = side * (price - reference) / reference * 1e4
             half = 0.5 * quoted if quoted == quoted else 0.0
-            ewma_observe(cost_state[s], participation_power(qty / bar_volume, beta), (cost_bps - half) / sigma, quoted, decay)
+            observations[O_X, s] = participation_power(qty / bar_volume, beta)
+            observations[O_Y, s] = (cost_bps - half) / sigma if observe else np.nan
+            observations[O_SPREAD, s] = quoted if observe else np.nan
+    cash[0] -= spent
+    if learn:
+        ewma_observe_columns(cost_state, observations, decay)
     value, gross = mark_to_market(a, close, valid, positions, marks)
     bar_stats[B_EQUITY] = cash[0] + value
     bar_stats[B_COST] = cost
@@ -143,6 +158,7 @@ def simulate_portfolio(
     coefs: np.ndarray,
     params: np.ndarray,
     seed: np.uint64,
+    learn: bool,
     cost_state: np.ndarray,
     decay: float,
     out_fill_qty: np.ndarray,
@@ -151,7 +167,8 @@ def simulate_portfolio(
 ) -> None:
     """Run the whole panel: decide at every bar ``t < T - 1`` from ``targets[t]`` (NaN
     rows mean hold), execute in ``t + 1``. Bar 0 starts flat with ``initial_cash``.
-    Writes signed fills ``[T, S]`` (row 0 is empty) and per-bar statistics ``[T, N_BAR_STATS]``."""
+    Writes signed fills ``[T, S]`` (row 0 is empty) and per-bar statistics ``[T, N_BAR_STATS]``;
+    with ``learn``, every fill updates the moment-major ``cost_state`` (see :func:`portfolio_step`)."""
     n_bars, n_symbols = close.shape
     positions = np.zeros(n_symbols)
     cash = np.array([initial_cash])
@@ -162,6 +179,7 @@ def simulate_portfolio(
     out_bar_stats[0] = 0.0
     out_bar_stats[0, B_EQUITY] = initial_cash
     hold = np.empty(n_symbols)
+    observations = np.empty((N_OBSERVATION, n_symbols))
     for t in range(n_bars - 1):
         row = targets[t]
         if row[0] != row[0]:
@@ -170,5 +188,6 @@ def simulate_portfolio(
             row = hold
         portfolio_step(
             t, row, positions, cash, marks, open_, close, volume, valid, data_spread_bps, sigma_bps,
-            coefs, params, seed, cost_state, decay, out_fill_qty[t + 1], out_fill_price[t + 1], out_bar_stats[t + 1],
+            coefs, params, seed, learn, cost_state, observations, decay, out_fill_qty[t + 1], out_fill_price[t + 1],
+            out_bar_stats[t + 1],
         )  # fmt: skip

@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
+from kernels.layout import N_COST_STATE, N_OBSERVATION
 from kernels.portfolio import B_EQUITY, B_GROSS_EXPOSURE, B_TRADED, N_BAR_STATS, mark_to_market, portfolio_step
 from kernels.rng import uniform
 
@@ -53,7 +54,7 @@ O_LEVERAGE_USE = 3  # gross exposure / leverage limit
 O_DRAWDOWN = 4  # 1 - equity / episode peak
 N_PORTFOLIO_OBS = 5
 
-STREAM_EPISODE_START = 2  # rng stream of start-bar draws (0 and 1 are the simulator's)
+STREAM_EPISODE_START = 1  # rng stream of start-bar draws (0 is the simulator's)
 EQUITY_FLOOR = 1e-9  # equity ratio floor inside the log when a step wipes the account out
 
 
@@ -155,7 +156,8 @@ def step_envs(
     fill_qty = np.empty(n_symbols)
     fill_price = np.empty(n_symbols)
     stats = np.empty(N_BAR_STATS)
-    no_learning = np.empty((0, 0))
+    no_learning = np.zeros((N_COST_STATE, n_symbols))
+    no_observations = np.empty((N_OBSERVATION, n_symbols))
     limit = env_params[E_LEVERAGE_LIMIT]
     for i in range(n_envs):
         clip_targets(actions[i], limit, targets)
@@ -163,7 +165,7 @@ def step_envs(
         t = bar[i]
         portfolio_step(
             t, targets, positions[i], cash[i], marks[i], open_, close, volume, valid, data_spread_bps,
-            sigma_bps, coefs, params, seeds[i], no_learning, 1.0, fill_qty, fill_price, stats,
+            sigma_bps, coefs, params, seeds[i], False, no_learning, no_observations, 1.0, fill_qty, fill_price, stats,
         )  # fmt: skip
         after = stats[B_EQUITY]
         equity[i] = after

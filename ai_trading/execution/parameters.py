@@ -107,3 +107,9 @@ def panel_volatility_bps(panel: MarketPanel, halflife_bars: float) -> FloatArray
         sigma.setflags(write=False)
         by_halflife[halflife_bars] = sigma
     return sigma
+
+
+def panel_spread_bps(panel: MarketPanel) -> FloatArray:
+    """The panel's quoted spreads ``[T, S]``, or one row of NaN when it has none: kernels
+    then read row 0 (unknown spread) and their arrays keep real extents to vectorise over."""
+    return panel.spread_bps if panel.spread_bps is not None else np.full((1, panel.n_symbols), np.nan)

@@ -18,6 +18,7 @@ from ai_trading.execution.cost_model import CostModel
 from ai_trading.execution.parameters import (
     configured_coefs,
     execution_params,
+    panel_spread_bps,
     panel_volatility_bps,
     validate_execution_config,
 )
@@ -104,24 +105,26 @@ class PortfolioSimulator:
             raise OrderValidationError(f"initial_cash must be finite and > 0, got {initial_cash!r}")
         check_latency_fits_bar(self.config, panel.bar_seconds)
         coefs = configured_coefs(self.config, panel.n_symbols)
-        cost_state = np.zeros((0, N_COST_STATE))
+        learn = learn and self.cost_model is not None
+        cost_state = np.zeros((N_COST_STATE, panel.n_symbols))
         decay = 1.0
         if self.cost_model is not None:
             self.cost_model.apply_estimates(panel.symbols, coefs)
             if learn:
-                cost_state, decay = self.cost_model.state_rows(panel.symbols), self.cost_model.decay
+                # The kernel learns on moment-major state: one contiguous row per moment.
+                cost_state, decay = np.ascontiguousarray(self.cost_model.state_rows(panel.symbols).T), self.cost_model.decay
         fill_qty = np.empty_like(panel.close)
         fill_price = np.empty_like(panel.close)
         stats = np.empty((panel.n_bars, N_BAR_STATS))
         simulate_portfolio(
             targets, float(initial_cash), panel.open, panel.close, panel.volume, panel.valid,
-            panel.spread_bps if panel.spread_bps is not None else np.empty((0, 0)),
+            panel_spread_bps(panel),
             panel_volatility_bps(panel, self.config.vol_halflife_bars), coefs,
             execution_params(self.config, panel.bar_seconds), np.uint64(self.config.seed),
-            cost_state, decay, fill_qty, fill_price, stats,
+            learn, cost_state, decay, fill_qty, fill_price, stats,
         )  # fmt: skip
         if self.cost_model is not None and learn:
-            self.cost_model.store_rows(panel.symbols, cost_state)
+            self.cost_model.store_rows(panel.symbols, cost_state.T)
         return PortfolioResult(
             equity=stats[:, B_EQUITY].copy(),
             cost=stats[:, B_COST].copy(),

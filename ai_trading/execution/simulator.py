@@ -19,6 +19,7 @@ from ai_trading.config import ExecutionConfig
 from ai_trading.execution.parameters import (
     configured_coefs,
     execution_params,
+    panel_spread_bps,
     panel_volatility_bps,
     validate_execution_config,
 )
@@ -189,7 +190,7 @@ class ExecutionSimulator:
         fill_index = np.empty(capacity, dtype=np.int64)
         fill_bar = np.empty(capacity, dtype=np.int64)
         fill_columns = {name: np.empty(capacity) for name in ("qty", "price", "fee", "mid", "participation", "sigma_bps", "spread_bps")}
-        spread = panel.spread_bps if panel.spread_bps is not None else np.empty((0, 0))
+        spread = panel_spread_bps(panel)
         n_fills = simulate_orders(
             panel.open, panel.high, panel.low, panel.close, panel.volume, panel.valid, spread,
             panel_volatility_bps(panel, self.config.vol_halflife_bars),

@@ -13,7 +13,13 @@ from numpy.typing import NDArray
 
 from ai_trading.config import ExecutionConfig, RLEnvConfig
 from ai_trading.errors import ConfigError, DataValidationError
-from ai_trading.execution.parameters import configured_coefs, execution_params, panel_volatility_bps, validate_execution_config
+from ai_trading.execution.parameters import (
+    configured_coefs,
+    execution_params,
+    panel_spread_bps,
+    panel_volatility_bps,
+    validate_execution_config,
+)
 from ai_trading.execution.portfolio import check_latency_fits_bar
 from ai_trading.features import FeatureSet
 from ai_trading.types import BoolArray, FloatArray, IntArray, MarketPanel
@@ -135,7 +141,7 @@ class EnvMarket:
             close=panel.close,
             volume=panel.volume,
             valid=panel.valid,
-            spread_bps=panel.spread_bps if panel.spread_bps is not None else np.empty((0, 0)),
+            spread_bps=panel_spread_bps(panel),
             sigma_bps=panel_volatility_bps(panel, execution.vol_halflife_bars),
             coefs=configured_coefs(execution, panel.n_symbols),
             params=execution_params(execution, panel.bar_seconds),

@@ -8,7 +8,6 @@ so that agreement with the Numba kernels means both say what the model says.
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,15 +25,27 @@ def splitmix64(x: int) -> int:
     return z ^ (z >> 31)
 
 
-def uniform(seed: int, order_id: int, bar: int, stream: int) -> float:
+def key_hash(seed: int, order_id: int, bar: int, stream: int = 0) -> int:
     h = splitmix64(seed ^ stream)
     h = splitmix64(h ^ (order_id & MASK))
-    h = splitmix64(h ^ (bar & MASK))
-    return ((h >> 11) + 0.5) / 2.0**53
+    return splitmix64(h ^ (bar & MASK))
 
 
-def normal(seed: int, order_id: int, bar: int, stream: int) -> float:
-    return NormalDist().inv_cdf(uniform(seed, order_id, bar, stream))
+def normal_pair(seed: int, order_id: int, bar: int) -> tuple[float, float]:
+    """Box-Muller on the key's two 32-bit halves: radius from the high half; angle in the
+    first quadrant from 30 low bits, its two lowest bits the signs of the pair."""
+    h = key_hash(seed, order_id, bar)
+    radius = math.sqrt(-2.0 * math.log(((h >> 32) + 0.5) / 2.0**32))
+    low = h & 0xFFFFFFFF
+    angle = ((low >> 2) + 0.5) / 2.0**30 * math.pi / 2
+    first = radius * math.cos(angle) * (-1.0 if low & 1 else 1.0)
+    second = radius * math.sin(angle) * (-1.0 if low & 2 else 1.0)
+    return first, second
+
+
+def latency_bars(cfg: ExecutionConfig, seed: int, order_id: int, first_bar: int, bar_seconds: float) -> float:
+    """Lognormal latency in bars, from the first normal of the bar after the decision."""
+    return cfg.latency_median_ms / 1000.0 * math.exp(cfg.latency_sigma * normal_pair(seed, order_id, first_bar)[0]) / bar_seconds
 
 
 def volatility_bps(close: np.ndarray, valid: np.ndarray, halflife: float) -> np.ndarray:
@@ -101,10 +112,7 @@ def simulate_orders(cfg: ExecutionConfig, orders: OrderBatch, panel: MarketPanel
             results.append(RefOrder("no_decision_price"))
             continue
         out = RefOrder("no_market", decision_price=float(panel.close[t0, s]))
-        latency_s = cfg.latency_median_ms / 1000.0
-        if cfg.latency_sigma > 0:
-            latency_s *= math.exp(cfg.latency_sigma * normal(cfg.seed, oid, t0, 0))
-        latency = latency_s / panel.bar_seconds
+        latency = latency_bars(cfg, cfg.seed, oid, t0 + 1, panel.bar_seconds)
         skip = math.floor(latency)
         frac = latency - skip
         start = t0 + 1 + skip
@@ -125,7 +133,7 @@ def simulate_orders(cfg: ExecutionConfig, orders: OrderBatch, panel: MarketPanel
             if qty <= 1e-9:
                 continue
             quoted = float(panel.spread_bps[b, s]) if panel.spread_bps is not None else math.nan
-            z = normal(cfg.seed, oid, b, 1) if cfg.slippage_noise_bps != 0 else 0.0
+            z = normal_pair(cfg.seed, oid, b)[1]
             price = reference * (1 + side * slice_cost_bps(cfg, reference, qty, v, sigma[b - 1, s], quoted, z) / 1e4)
             if orders.order_type[i] == 1:
                 limit = float(orders.limit_price[i])
@@ -173,17 +181,14 @@ def simulate_portfolio(cfg: ExecutionConfig, targets: np.ndarray, panel: MarketP
             if abs(gap) <= 1e-9:
                 continue
             side = 1 if gap > 0 else -1
-            latency_s = cfg.latency_median_ms / 1000.0
-            if cfg.latency_sigma > 0:
-                latency_s *= math.exp(cfg.latency_sigma * normal(cfg.seed, s, t, 0))
-            frac = min(latency_s / panel.bar_seconds, 1.0)
+            frac = min(latency_bars(cfg, cfg.seed, s, a, panel.bar_seconds), 1.0)
             o, c, v = float(panel.open[a, s]), float(panel.close[a, s]), float(panel.volume[a, s])
             reference = o + (c - o) * frac
             qty = min(abs(gap), cfg.max_participation * v * (1 - frac))
             if qty <= 1e-9:
                 continue
             quoted = float(panel.spread_bps[a, s]) if panel.spread_bps is not None else math.nan
-            z = normal(cfg.seed, s, a, 1) if cfg.slippage_noise_bps != 0 else 0.0
+            z = normal_pair(cfg.seed, s, a)[1]
             price = reference * (1 + side * slice_cost_bps(cfg, reference, qty, v, sigma[t, s], quoted, z) / 1e4)
             fee = max(cfg.fee_bps / 1e4 * price * qty + cfg.fee_per_share * qty, cfg.fee_min)
             positions[s] += side * qty

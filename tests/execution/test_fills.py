@@ -161,8 +161,9 @@ def test_cost_grows_with_order_size(panel: MarketPanel, seed: int) -> None:
     n = sizes.size
     orders = OrderBatch.market(np.zeros(n), np.full(n, symbol), np.full(n, bar), np.full(n, 1), sizes, 1)
     costs = [simulate(config, subset(orders, np.array([i])), panel).slippage_bps_arrival[0] for i in range(n)]
-    filled = ~np.isnan(costs)
-    assert np.all(np.diff(np.asarray(costs)[filled]) >= -1e-9)
+    filled = np.asarray(costs)[~np.isnan(costs)]
+    # Capped orders fill alike; their averages then differ only by rounding (1e-13 relative).
+    assert np.all(np.diff(filled) >= -1e-9 * np.maximum(1.0, np.abs(filled[1:])))
 
 
 def test_volatility_kernel_matches_reference() -> None:
