@@ -126,13 +126,14 @@ def portfolio_step(
         cost += signed_qty * slippage + fee
         fees += fee
         traded += notional
-        if learn:
-            observe = trade and sigma > 0.0
-            cost_bps = side * (price - reference) / reference * 1e4
-            half = 0.5 * quoted if quoted == quoted else 0.0
-            observations[O_X, s] = participation_power(qty / bar_volume, beta)
-            observations[O_Y, s] = (cost_bps - half) / sigma if observe else np.nan
-            observations[O_SPREAD, s] = quoted if observe else np.nan
+        # Written whether or not learning is on: a loop-invariant branch here would make
+        # LLVM split the loop in two, and it keeps only one of the copies vectorised.
+        observe = trade and sigma > 0.0
+        cost_bps = side * (price - reference) / reference * 1e4
+        half = 0.5 * quoted if quoted == quoted else 0.0
+        observations[O_X, s] = participation_power(qty / bar_volume, beta)
+        observations[O_Y, s] = (cost_bps - half) / sigma if observe else np.nan
+        observations[O_SPREAD, s] = quoted if observe else np.nan
     cash[0] -= spent
     if learn:
         ewma_observe_columns(cost_state, observations, decay)
