@@ -8,8 +8,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.vecmath import exp_clamped, log_positive
-
 from kernels.layout import (
     C_IMPACT_ETA,
     C_SLIP_BASE_BPS,
@@ -23,6 +21,7 @@ from kernels.layout import (
     P_TICK_SIZE,
     P_USE_DATA_SPREAD,
 )
+from kernels.vecmath import exp_clamped, log_positive
 
 
 @njit(cache=True, nogil=True)
