@@ -156,8 +156,8 @@ def step_envs(
     fill_qty = np.empty(n_symbols)
     fill_price = np.empty(n_symbols)
     stats = np.empty(N_BAR_STATS)
-    no_learning = np.zeros((N_COST_STATE, n_symbols))
-    no_observations = np.empty((N_OBSERVATION, n_symbols))
+    unused_cost_state = np.zeros((N_COST_STATE, n_symbols))  # envs do not learn costs
+    fill_observations = np.empty((N_OBSERVATION, n_symbols))  # cost-model scratch portfolio_step writes
     limit = env_params[E_LEVERAGE_LIMIT]
     for i in range(n_envs):
         clip_targets(actions[i], limit, targets)
@@ -165,7 +165,7 @@ def step_envs(
         t = bar[i]
         portfolio_step(
             t, targets, positions[i], cash[i], marks[i], open_, close, volume, valid, data_spread_bps,
-            sigma_bps, coefs, params, seeds[i], False, no_learning, no_observations, 1.0, fill_qty, fill_price, stats,
+            sigma_bps, coefs, params, seeds[i], False, unused_cost_state, fill_observations, 1.0, fill_qty, fill_price, stats,
         )  # fmt: skip
         after = stats[B_EQUITY]
         equity[i] = after
