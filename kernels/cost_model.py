@@ -24,10 +24,21 @@ from kernels.layout import (
     M_XX,
     M_XY,
     M_Y,
-    O_SPREAD,
-    O_X,
-    O_Y,
 )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def fill_observation(
+    side: float, price: float, mid: float, participation: float, sigma_bps: float, spread_bps: float, beta: float
+) -> tuple[float, float]:
+    """Regression pair of one fill: ``x = participation**beta`` and
+    ``y = (side * (price - mid) / mid * 1e4 - spread_bps / 2) / sigma_bps``, the
+    volatility-normalised slippage beyond the half spread (the whole cost when the spread
+    is unknown). ``y`` is NaN where it cannot be normalised (sigma <= 0 or bad prices)."""
+    cost = side * (price - mid) / mid * 1e4
+    half = 0.5 * spread_bps if spread_bps == spread_bps else 0.0
+    y = (cost - half) / sigma_bps if sigma_bps > 0.0 and mid > 0.0 else np.nan
+    return participation_power(participation, beta), y
 
 
 @njit(cache=True, nogil=True)
@@ -42,48 +53,53 @@ def fill_observations(
     out_x: np.ndarray,
     out_y: np.ndarray,
 ) -> None:
-    """Regression pairs of each fill: ``x = participation**beta`` and
-    ``y = (side * (price - mid) / mid * 1e4 - spread_bps / 2) / sigma_bps``, the
-    volatility-normalised slippage beyond the half spread (the whole cost when the spread
-    is unknown). ``y`` is NaN where it cannot be normalised (sigma <= 0 or bad prices)."""
+    """:func:`fill_observation` of every fill."""
     for k in range(side.shape[0]):
-        cost = side[k] * (price[k] - mid[k]) / mid[k] * 1e4
-        half = 0.5 * spread_bps[k] if spread_bps[k] == spread_bps[k] else 0.0
-        sigma = sigma_bps[k]
-        out_x[k] = participation_power(participation[k], beta)
-        out_y[k] = (cost - half) / sigma if sigma > 0.0 and mid[k] > 0.0 else np.nan
+        out_x[k], out_y[k] = fill_observation(side[k], price[k], mid[k], participation[k], sigma_bps[k], spread_bps[k], beta)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def ewma_observe(row: np.ndarray, x: float, y: float, spread_bps: float, decay: float) -> None:
-    """Fold one observation into a symbol's EWMA sums: ``m <- decay * m + v`` for the
-    slippage moments ``W, Sx, Sy, Sxx, Sxy`` (skipped when ``y`` is NaN) and, when the
-    spread is finite, for the spread pair."""
-    if y == y:
-        row[M_WEIGHT] = decay * row[M_WEIGHT] + 1.0
-        row[M_X] = decay * row[M_X] + x
-        row[M_Y] = decay * row[M_Y] + y
-        row[M_XX] = decay * row[M_XX] + x * x
-        row[M_XY] = decay * row[M_XY] + x * y
-    if spread_bps == spread_bps:
-        row[M_SPREAD_WEIGHT] = decay * row[M_SPREAD_WEIGHT] + 1.0
-        row[M_SPREAD] = decay * row[M_SPREAD] + spread_bps
+def moment_columns(state: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The moments of symbol-major state ``[S, N_COST_STATE]`` as one view per moment."""
+    return (state[:, 0], state[:, 1], state[:, 2], state[:, 3], state[:, 4], state[:, 5], state[:, 6])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def moment_rows(state: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The moments of moment-major state ``[N_COST_STATE, S]`` as one contiguous row each:
+    the layout for loops over symbols, which then vectorise."""
+    return (state[0], state[1], state[2], state[3], state[4], state[5], state[6])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ewma_fold(moment: np.ndarray, s: int, value: float, observed: bool, decay: float) -> None:
+    """``moment[s] <- decay * moment[s] + value`` when observed."""
+    if observed:
+        moment[s] = decay * moment[s] + value
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ewma_observe(moments: tuple[np.ndarray, ...], s: int, x: float, y: float, spread_bps: float, decay: float) -> None:
+    """Fold one observation into symbol ``s``'s EWMA sums (``moments``: one array per
+    moment, in ``M_*`` order, indexed by symbol): the slippage moments ``W, Sx, Sy, Sxx,
+    Sxy`` unless ``y`` is NaN, the spread pair unless the spread is NaN."""
+    slip = y == y
+    quoted = spread_bps == spread_bps
+    ewma_fold(moments[M_WEIGHT], s, 1.0, slip, decay)
+    ewma_fold(moments[M_X], s, x, slip, decay)
+    ewma_fold(moments[M_Y], s, y, slip, decay)
+    ewma_fold(moments[M_XX], s, x * x, slip, decay)
+    ewma_fold(moments[M_XY], s, x * y, slip, decay)
+    ewma_fold(moments[M_SPREAD_WEIGHT], s, 1.0, quoted, decay)
+    ewma_fold(moments[M_SPREAD], s, spread_bps, quoted, decay)
 
 
 @njit(cache=True, nogil=True)
 def ewma_update(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndarray, spread_bps: np.ndarray, decay: float) -> None:
     """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``)."""
+    moments = moment_columns(state)
     for k in range(symbol.shape[0]):
-        ewma_observe(state[symbol[k]], x[k], y[k], spread_bps[k], decay)
-
-
-@njit(cache=True, nogil=True)
-def ewma_observe_columns(state: np.ndarray, observations: np.ndarray, decay: float) -> None:
-    """Fold one observation per symbol (``observations[N_OBSERVATION, S]``, layout in
-    :mod:`kernels.layout`) into moment-major state ``[N_COST_STATE, S]``: the layout of
-    the per-bar portfolio kernels, whose loops run across symbols."""
-    for s in range(state.shape[1]):
-        ewma_observe(state[:, s], observations[O_X, s], observations[O_Y, s], observations[O_SPREAD, s], decay)
+        ewma_observe(moments, symbol[k], x[k], y[k], spread_bps[k], decay)
 
 
 @njit(cache=True, nogil=True)

@@ -56,14 +56,14 @@ def spread_bps(price: float, sigma_bps: float, data_spread_bps: float, learned_s
 
     Model: ``max(tick / price * 1e4, floor + vol_mult * sigma_bps)``: spreads widen with
     volatility (Roll 1984; Corwin and Schultz 2012) and never go below one tick.
+    Branch-free, with every parameter read up front, so loops over symbols vectorise.
     """
-    if params[P_USE_DATA_SPREAD] > 0.0 and data_spread_bps == data_spread_bps:
-        return data_spread_bps
-    if learned_spread_bps == learned_spread_bps:
-        return learned_spread_bps
     modeled = params[P_SPREAD_FLOOR_BPS] + params[P_SPREAD_VOL_MULT] * sigma_bps
     tick_bps = params[P_TICK_SIZE] / price * 1e4
-    return modeled if modeled > tick_bps else tick_bps
+    modeled = modeled if modeled > tick_bps else tick_bps
+    unobserved = learned_spread_bps if learned_spread_bps == learned_spread_bps else modeled
+    observed = params[P_USE_DATA_SPREAD] > 0.0 and data_spread_bps == data_spread_bps
+    return data_spread_bps if observed else unobserved
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -83,8 +83,20 @@ def slippage_bps(sigma_bps: float, participation: float, coefs: np.ndarray, symb
     is the size/participation impact in the Almgren et al. (2005) form (beta 0.5 gives the
     square-root law, Toth et al. 2011).
     """
-    impact = coefs[C_IMPACT_ETA, symbol] * sigma_bps * participation_power(participation, params[P_IMPACT_BETA])
-    return coefs[C_SLIP_BASE_BPS, symbol] + coefs[C_SLIP_VOL_COEF, symbol] * sigma_bps + impact
+    impact = impact_scale_bps(sigma_bps, coefs, symbol) * participation_power(participation, params[P_IMPACT_BETA])
+    return size_free_slippage_bps(sigma_bps, coefs, symbol) + impact
+
+
+@njit(cache=True, nogil=True, inline="always")
+def size_free_slippage_bps(sigma_bps: float, coefs: np.ndarray, symbol: int) -> float:
+    """The part of :func:`slippage_bps` that does not depend on the order's size."""
+    return coefs[C_SLIP_BASE_BPS, symbol] + coefs[C_SLIP_VOL_COEF, symbol] * sigma_bps
+
+
+@njit(cache=True, nogil=True, inline="always")
+def impact_scale_bps(sigma_bps: float, coefs: np.ndarray, symbol: int) -> float:
+    """Impact of :func:`slippage_bps` at participation 1, bps: ``eta * sigma_bps``."""
+    return coefs[C_IMPACT_ETA, symbol] * sigma_bps
 
 
 @njit(cache=True, nogil=True, inline="always")

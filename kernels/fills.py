@@ -36,7 +36,7 @@ QTY_EPS = 1e-9  # shares below this count as nothing left to fill
 def latency_bars(z: float, params: np.ndarray) -> float:
     """Latency in bars: lognormal ``median * exp(sigma * z)`` seconds over the bar length,
     ``z`` the first normal of the order's draws in the bar after its decision."""
-    return params[P_LATENCY_MEDIAN_S] * exp_clamped(params[P_LATENCY_SIGMA] * z) / params[P_BAR_SECONDS]
+    return params[P_LATENCY_MEDIAN_S] / params[P_BAR_SECONDS] * exp_clamped(params[P_LATENCY_SIGMA] * z)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -63,6 +63,12 @@ def slice_price(
     participation = qty / bar_volume
     half_spread = 0.5 * spread_bps(reference, sigma_bps, data_spread_bps, learned_spread(coefs, symbol), params)
     cost_bps = half_spread + slippage_bps(sigma_bps, participation, coefs, symbol, params) + params[P_NOISE_BPS] * noise_z
+    return price_at_cost(side, reference, cost_bps)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def price_at_cost(side: float, reference: float, cost_bps: float) -> float:
+    """The reference moved against a ``side`` (+1 buy, -1 sell) order by ``cost_bps``."""
     return reference * (1.0 + side * cost_bps * 1e-4)
 
 

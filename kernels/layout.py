@@ -47,10 +47,3 @@ M_XY = 4
 M_SPREAD_WEIGHT = 5  # sum of weights of spread observations
 M_SPREAD = 6  # spread bps
 N_COST_STATE = 7
-
-# One fill's observation for the cost model, per symbol (float64[N_OBSERVATION, S]); NaN
-# marks what was not observed.
-O_X = 0  # participation**beta
-O_Y = 1  # volatility-normalised slippage, as M_Y
-O_SPREAD = 2  # quoted spread bps
-N_OBSERVATION = 3

@@ -1,12 +1,17 @@
-"""Target-weight portfolio simulation: targets -> orders -> fills -> costs, fused in one pass.
+"""Target-weight portfolio simulation: targets -> orders -> fills -> costs in one kernel.
 
 At the close of each decision bar ``t`` the portfolio's target weights become one order
 per symbol for the gap between the target and the current position; the order arrives
 in bar ``t + 1`` after its latency and fills there under the participation cap, priced
 by the same formulas as :mod:`kernels.fills` (time in force one bar: an unfilled
-remainder stays a position gap for the next decision to close). Each fill also updates
-the per-symbol EWMA cost model in the same pass. This is the engine evaluation and the
-RL environment step on.
+remainder stays a position gap for the next decision to close). Each fill can also
+update the per-symbol EWMA cost model as it happens. This is the engine evaluation and
+the RL environment step on.
+
+Per bar the work splits in two: what an order's execution does not owe to its size
+(latency, arrival mid, volume cap, spread, size-free slippage, noise) is computed for a
+block of bars ahead in long vector loops; sizing against the portfolio, the fill and the
+marks then run bar by bar in one short branch-free loop over symbols.
 
 Latency here must be shorter than a bar (checked by the wrapper); a draw beyond the bar
 is capped at the bar's close.
@@ -17,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.cost_model import ewma_observe_columns
-from kernels.costs import fill_fee, participation_power
-from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, slice_price
-from kernels.layout import N_OBSERVATION, O_SPREAD, O_X, O_Y, P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION
+from kernels.cost_model import ewma_observe, fill_observation, moment_rows
+from kernels.costs import fill_fee, impact_scale_bps, learned_spread, participation_power, size_free_slippage_bps, spread_bps
+from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, price_at_cost
+from kernels.layout import P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
 from kernels.rng import STREAM_EXECUTION, normal_pair
 
 # Per-bar outputs of simulate_portfolio / portfolio_step (float64[N_BAR_STATS]).
@@ -33,8 +38,20 @@ B_NET_EXPOSURE = 5  # sum position value at the close
 N_BAR_STATS = 6
 
 
-# Loops over symbols run vectorised (AVX2/AVX-512): no Python error checks (the inputs are
-# validated by the wrappers), and per-bar sums may be reassociated into vector lanes.
+# Arrival conditions of the order each symbol would send at a decision bar: everything
+# about its execution that does not depend on its size (float64[N_ARRIVAL, bars, S]).
+A_REFERENCE = 0  # mid at arrival, interpolated into the next bar
+A_CAP = 1  # most shares it can fill: the participation cap of the volume left after arrival; 0 if untradable
+A_FIXED_BPS = 2  # half spread + size-free slippage + noise, bps of the reference
+A_IMPACT_BPS = 3  # impact at participation 1, bps (times participation**beta)
+N_ARRIVAL = 4
+ARRIVAL_BLOCK_ITEMS = 8192  # bar-symbols of arrival conditions computed ahead (256 KiB, in L2)
+
+SQUARE_ROOT_LAW = 0.5  # the usual impact exponent; loops get a copy specialised to it
+
+# Loops over symbols run vectorised (AVX2/AVX-512): no Python error checks and no
+# reference counting (the inputs are validated and owned by the wrappers), and per-bar
+# sums may be reassociated into vector lanes.
 VECTOR_LOOP = {"error_model": "numpy", "fastmath": {"contract", "reassoc"}, "_nrt": False}
 
 
@@ -54,12 +71,9 @@ def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.n
 
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
-def portfolio_step(
-    t: int,
-    targets: np.ndarray,
-    positions: np.ndarray,
-    cash: np.ndarray,
-    marks: np.ndarray,
+def arrival_conditions(
+    first: int,
+    n_decisions: int,
     open_: np.ndarray,
     close: np.ndarray,
     volume: np.ndarray,
@@ -69,84 +83,246 @@ def portfolio_step(
     coefs: np.ndarray,
     params: np.ndarray,
     seed: np.uint64,
-    learn: bool,
-    cost_state: np.ndarray,
-    observations: np.ndarray,
-    decay: float,
+    out_reference: np.ndarray,
+    out_cap: np.ndarray,
+    out_fixed_bps: np.ndarray,
+    out_impact_bps: np.ndarray,
+) -> None:
+    """Arrival conditions (``A_*``) of decisions at bars ``first .. first + n_decisions - 1``
+    into row ``j`` of the ``out_*`` arrays (``[bars, S]``,
+    the planes of an ``A_*`` scratch) for the ``j``-th of them. They depend on the data and the random
+    draws only, so they are computed a block of bars ahead in long vector loops, apart
+    from the state-dependent sizing in :func:`rebalance`.
+
+    An order decided at ``t`` arrives in ``a = t + 1`` after its latency (capped at the
+    bar), at the mid interpolated between the bar's open and close, and may take
+    ``max_participation`` of the volume left after that. ``data_spread_bps`` is
+    ``[T, S]``, or one row of NaN when the data has no spreads."""
+    n_symbols = close.shape[1]
+    max_participation = params[P_MAX_PARTICIPATION]
+    noise_bps = params[P_NOISE_BPS]
+    for j in range(n_decisions):
+        t = first + j
+        a = t + 1
+        spread_row = a if data_spread_bps.shape[0] == close.shape[0] else 0
+        for s in range(n_symbols):
+            latency_z, noise_z = normal_pair(seed, s, a, STREAM_EXECUTION)
+            frac = min(latency_bars(latency_z, params), 1.0)
+            reference = interpolated_mid(open_[a, s], close[a, s], frac)
+            sigma = sigma_bps[t, s]
+            half = 0.5 * spread_bps(reference, sigma, data_spread_bps[spread_row, s], learned_spread(coefs, s), params)
+            tradable = valid[t, s] and valid[a, s]
+            out_reference[j, s] = reference
+            out_cap[j, s] = max_participation * volume[a, s] * (1.0 - frac) if tradable else 0.0
+            out_fixed_bps[j, s] = half + size_free_slippage_bps(sigma, coefs, s) + noise_bps * noise_z
+            out_impact_bps[j, s] = impact_scale_bps(sigma, coefs, s)
+
+
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
+def fill_arrival_block(
+    first: int,
+    n_decisions: int,
+    open_: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    valid: np.ndarray,
+    data_spread_bps: np.ndarray,
+    sigma_bps: np.ndarray,
+    coefs: np.ndarray,
+    params: np.ndarray,
+    seed: np.uint64,
+    arrival: np.ndarray,
+) -> None:
+    """:func:`arrival_conditions` into the scratch ``arrival[N_ARRIVAL, bars, S]``, one
+    plane per output: LLVM gives up on vectorising stores to several planes of one array."""
+    arrival_conditions(
+        first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed,
+        arrival[A_REFERENCE], arrival[A_CAP], arrival[A_FIXED_BPS], arrival[A_IMPACT_BPS],
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
+def rebalance(
+    t: int,
+    targets: np.ndarray,
+    equity: float,
+    cash: float,
+    arrival: np.ndarray,
+    j: int,
+    volume: np.ndarray,
+    close: np.ndarray,
+    valid: np.ndarray,
+    params: np.ndarray,
+    positions: np.ndarray,
+    marks: np.ndarray,
     fill_qty: np.ndarray,
     fill_price: np.ndarray,
     bar_stats: np.ndarray,
-) -> None:
-    """Rebalance at decision bar ``t`` to ``targets`` (weights of equity, signed) and
-    execute in bar ``t + 1``; updates ``positions``, ``cash[0]`` and ``marks`` in place,
-    writes signed filled shares and prices per symbol (0 / NaN when nothing filled) and
-    bar ``t + 1``'s statistics. ``marks`` must hold the prices at bar ``t``'s close.
-
-    ``data_spread_bps`` is ``[T, S]``, or one row of NaN when the data has no spreads.
-    With ``learn``, each fill's observation goes through ``observations[N_OBSERVATION, S]``
-    into the moment-major cost state ``cost_state[N_COST_STATE, S]``. All arrays are
-    always full size, so the vectoriser's overlap checks see real extents.
-
-    Every symbol is priced whether or not it trades, and a mask decides what is kept:
-    the loop has no branches, so it runs in vector lanes."""
-    n_symbols = positions.shape[0]
-    a = t + 1
-    spread_row = a if data_spread_bps.shape[0] == close.shape[0] else 0
+) -> float:
+    """Rebalance at decision bar ``t`` from ``equity`` to ``targets`` (weights of equity,
+    signed; NaN holds) and execute in bar ``a = t + 1`` under ``arrival[:, j]`` (the bar's
+    conditions, :func:`arrival_conditions`). Updates ``positions`` and moves
+    ``marks`` (the closes at ``t``) to ``a``'s closes, writes signed filled shares and
+    prices per symbol (0 / NaN where nothing filled) and ``a``'s statistics; returns the
+    cash after the fills."""
     beta = params[P_IMPACT_BETA]
-    max_participation = params[P_MAX_PARTICIPATION]
+    if beta == SQUARE_ROOT_LAW:
+        sums = rebalance_symbols(t, targets, equity, arrival, j, volume, close, valid, params, SQUARE_ROOT_LAW, positions, marks, fill_qty, fill_price)
+    else:
+        sums = rebalance_symbols(t, targets, equity, arrival, j, volume, close, valid, params, beta, positions, marks, fill_qty, fill_price)
+    spent, cost, fees, traded, value, gross = sums
+    cash -= spent
+    bar_stats[B_EQUITY] = cash + value
+    bar_stats[B_COST] = cost
+    bar_stats[B_FEES] = fees
+    bar_stats[B_TRADED] = traded
+    bar_stats[B_GROSS_EXPOSURE] = gross
+    bar_stats[B_NET_EXPOSURE] = value
+    return cash
+
+
+@njit(cache=True, nogil=True, inline="always", **VECTOR_LOOP)
+def rebalance_symbols(
+    t: int,
+    targets: np.ndarray,
+    equity: float,
+    arrival: np.ndarray,
+    j: int,
+    volume: np.ndarray,
+    close: np.ndarray,
+    valid: np.ndarray,
+    params: np.ndarray,
+    beta: float,
+    positions: np.ndarray,
+    marks: np.ndarray,
+    fill_qty: np.ndarray,
+    fill_price: np.ndarray,
+) -> tuple[float, float, float, float, float, float]:
+    """The loop of :func:`rebalance`; returns the bar's cash spent, cost, fees, traded
+    notional, net and gross position value.
+
+    Every symbol is priced whether or not it trades and a mask decides what is kept: the
+    loop has no branches, so it runs in vector lanes. Inlined with ``beta`` a constant,
+    the loop keeps only the power it needs."""
+    a = t + 1
     fee_min = params[P_FEE_MIN]
-    equity = cash[0]
-    for s in range(n_symbols):
-        equity += positions[s] * marks[s] if positions[s] != 0.0 else 0.0
     spent = 0.0
     cost = 0.0
     fees = 0.0
     traded = 0.0
-    for s in range(n_symbols):
-        gap = targets[s] * equity / marks[s] - positions[s]
+    value = 0.0
+    gross = 0.0
+    for s in range(positions.shape[0]):
+        mark = marks[s]
+        gap = targets[s] * equity / mark - positions[s]  # NaN for a hold or an unpriced symbol
         side = 1.0 if gap > 0.0 else -1.0
-        latency_z, noise_z = normal_pair(seed, s, a, STREAM_EXECUTION)
-        frac = min(latency_bars(latency_z, params), 1.0)
-        reference = interpolated_mid(open_[a, s], close[a, s], frac)
-        bar_volume = volume[a, s]
-        qty = min(abs(gap), max_participation * bar_volume * (1.0 - frac))
-        trade = valid[t, s] and valid[a, s] and qty > QTY_EPS
-        sigma = sigma_bps[t, s]
-        quoted = data_spread_bps[spread_row, s]
-        price = slice_price(side, qty, reference, bar_volume, sigma, quoted, coefs, s, params, noise_z)
+        cap = arrival[A_CAP, j, s]
+        qty = cap if abs(gap) > cap else abs(gap)
+        trade = qty > QTY_EPS  # False for NaN
+        reference = arrival[A_REFERENCE, j, s]
+        impact = arrival[A_IMPACT_BPS, j, s] * participation_power(qty / volume[a, s], beta)
+        price = price_at_cost(side, reference, arrival[A_FIXED_BPS, j, s] + impact)
+        # Untraded symbols may have NaN quantities and prices: select zeros before summing.
         fee = max(fill_fee(price, qty, params), fee_min) if trade else 0.0
         signed_qty = side * qty if trade else 0.0
-        # Untraded symbols may have NaN prices (missing bars): zero them before summing.
-        slippage = price - reference if trade else 0.0
         notional = qty * price if trade else 0.0
-        positions[s] += signed_qty
+        slippage = price - reference if trade else 0.0
+        position = positions[s] + signed_qty
+        positions[s] = position
         fill_qty[s] = signed_qty
         fill_price[s] = price if trade else np.nan
         spent += side * notional + fee
         cost += signed_qty * slippage + fee
         fees += fee
         traded += notional
-        # Written whether or not learning is on: a loop-invariant branch here would make
-        # LLVM split the loop in two, and it keeps only one of the copies vectorised.
-        observe = trade and sigma > 0.0
-        cost_bps = side * (price - reference) / reference * 1e4
-        half = 0.5 * quoted if quoted == quoted else 0.0
-        observations[O_X, s] = participation_power(qty / bar_volume, beta)
-        observations[O_Y, s] = (cost_bps - half) / sigma if observe else np.nan
-        observations[O_SPREAD, s] = quoted if observe else np.nan
-    cash[0] -= spent
-    if learn:
-        ewma_observe_columns(cost_state, observations, decay)
-    value, gross = mark_to_market(a, close, valid, positions, marks)
-    bar_stats[B_EQUITY] = cash[0] + value
-    bar_stats[B_COST] = cost
-    bar_stats[B_FEES] = fees
-    bar_stats[B_TRADED] = traded
-    bar_stats[B_GROSS_EXPOSURE] = gross
-    bar_stats[B_NET_EXPOSURE] = value
+        mark = close[a, s] if valid[a, s] else mark
+        marks[s] = mark
+        position_value = position * mark if position != 0.0 else 0.0
+        value += position_value
+        gross += abs(position_value)
+    return spent, cost, fees, traded, value, gross
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
+def learn_from_fills(
+    t: int,
+    fill_qty: np.ndarray,
+    fill_price: np.ndarray,
+    arrival: np.ndarray,
+    j: int,
+    volume: np.ndarray,
+    sigma_bps: np.ndarray,
+    data_spread_bps: np.ndarray,
+    beta: float,
+    decay: float,
+    moments: tuple[np.ndarray, ...],
+) -> None:
+    """Fold the fills executed in bar ``t + 1`` (``fill_qty``, ``fill_price``, arrival
+    conditions ``arrival[:, j]``) into the EWMA cost state (``moments``: its contiguous
+    rows, :func:`moment_rows`), as :class:`CostModel.update` folds live fills."""
+    if beta == SQUARE_ROOT_LAW:
+        fold_fills(t, fill_qty, fill_price, arrival, j, volume, sigma_bps, data_spread_bps, SQUARE_ROOT_LAW, decay, moments)
+    else:
+        fold_fills(t, fill_qty, fill_price, arrival, j, volume, sigma_bps, data_spread_bps, beta, decay, moments)
+
+
+@njit(cache=True, nogil=True, inline="always", **VECTOR_LOOP)
+def fold_fills(
+    t: int,
+    fill_qty: np.ndarray,
+    fill_price: np.ndarray,
+    arrival: np.ndarray,
+    j: int,
+    volume: np.ndarray,
+    sigma_bps: np.ndarray,
+    data_spread_bps: np.ndarray,
+    beta: float,
+    decay: float,
+    moments: tuple[np.ndarray, ...],
+) -> None:
+    """The loop of :func:`learn_from_fills`, inlined with ``beta`` a constant like
+    :func:`rebalance_symbols`."""
+    a = t + 1
+    spread_row = a if data_spread_bps.shape[0] == sigma_bps.shape[0] else 0
+    for s in range(fill_qty.shape[0]):
+        qty = fill_qty[s]
+        filled = qty != 0.0
+        side = 1.0 if qty > 0.0 else -1.0
+        quoted = data_spread_bps[spread_row, s]
+        x, y = fill_observation(side, fill_price[s], arrival[A_REFERENCE, j, s], abs(qty) / volume[a, s], sigma_bps[t, s], quoted, beta)
+        ewma_observe(moments, s, x, y if filled else np.nan, quoted if filled else np.nan, decay)
+
+
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
+def portfolio_step(
+    t: int,
+    targets: np.ndarray,
+    equity: float,
+    cash: float,
+    open_: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    valid: np.ndarray,
+    data_spread_bps: np.ndarray,
+    sigma_bps: np.ndarray,
+    coefs: np.ndarray,
+    params: np.ndarray,
+    seed: np.uint64,
+    arrival: np.ndarray,
+    positions: np.ndarray,
+    marks: np.ndarray,
+    fill_qty: np.ndarray,
+    fill_price: np.ndarray,
+    bar_stats: np.ndarray,
+) -> float:
+    """One decision at bar ``t`` and its execution in ``t + 1``, for callers that step
+    bar by bar (the RL environment): :func:`arrival_conditions` into the scratch
+    ``arrival[N_ARRIVAL, 1, S]``, then :func:`rebalance`; returns the cash after."""
+    fill_arrival_block(t, 1, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed, arrival)
+    return rebalance(t, targets, equity, cash, arrival, 0, volume, close, valid, params, positions, marks, fill_qty, fill_price, bar_stats)
+
+
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
 def simulate_portfolio(
     targets: np.ndarray,
     initial_cash: float,
@@ -162,33 +338,41 @@ def simulate_portfolio(
     learn: bool,
     cost_state: np.ndarray,
     decay: float,
+    arrival: np.ndarray,
+    positions: np.ndarray,
+    marks: np.ndarray,
     out_fill_qty: np.ndarray,
     out_fill_price: np.ndarray,
     out_bar_stats: np.ndarray,
 ) -> None:
     """Run the whole panel: decide at every bar ``t < T - 1`` from ``targets[t]`` (NaN
-    rows mean hold), execute in ``t + 1``. Bar 0 starts flat with ``initial_cash``.
-    Writes signed fills ``[T, S]`` (row 0 is empty) and per-bar statistics ``[T, N_BAR_STATS]``;
-    with ``learn``, every fill updates the moment-major ``cost_state`` (see :func:`portfolio_step`)."""
-    n_bars, n_symbols = close.shape
-    positions = np.zeros(n_symbols)
-    cash = np.array([initial_cash])
-    marks = np.full(n_symbols, np.nan)
+    holds), execute in ``t + 1``. Bar 0 starts flat with ``initial_cash``. Writes signed
+    fills ``[T, S]`` (row 0 is empty) and per-bar statistics ``[T, N_BAR_STATS]``; with
+    ``learn``, every fill updates the moment-major ``cost_state[N_COST_STATE, S]``
+    (see :func:`learn_from_fills`).
+
+    Scratch: ``arrival[N_ARRIVAL, block, S]`` (conditions of ``block`` bars ahead),
+    ``positions`` and ``marks`` ``[S]``."""
+    n_bars = close.shape[0]
+    block = arrival.shape[1]
+    positions[:] = 0.0
+    marks[:] = np.nan
     mark_to_market(0, close, valid, positions, marks)
     out_fill_qty[0] = 0.0
     out_fill_price[0] = np.nan
     out_bar_stats[0] = 0.0
     out_bar_stats[0, B_EQUITY] = initial_cash
-    hold = np.empty(n_symbols)
-    observations = np.empty((N_OBSERVATION, n_symbols))
-    for t in range(n_bars - 1):
-        row = targets[t]
-        if row[0] != row[0]:
-            for s in range(n_symbols):
-                hold[s] = positions[s] * marks[s] / out_bar_stats[t, B_EQUITY] if positions[s] != 0.0 else 0.0
-            row = hold
-        portfolio_step(
-            t, row, positions, cash, marks, open_, close, volume, valid, data_spread_bps, sigma_bps,
-            coefs, params, seed, learn, cost_state, observations, decay, out_fill_qty[t + 1], out_fill_price[t + 1],
-            out_bar_stats[t + 1],
-        )  # fmt: skip
+    cash = initial_cash
+    beta = params[P_IMPACT_BETA]
+    moments = moment_rows(cost_state)
+    for first in range(0, n_bars - 1, block):
+        n_decisions = min(block, n_bars - 1 - first)
+        fill_arrival_block(first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed, arrival)
+        for j in range(n_decisions):
+            t = first + j
+            cash = rebalance(
+                t, targets[t], out_bar_stats[t, B_EQUITY], cash, arrival, j, volume, close, valid, params,
+                positions, marks, out_fill_qty[t + 1], out_fill_price[t + 1], out_bar_stats[t + 1],
+            )  # fmt: skip
+            if learn:
+                learn_from_fills(t, out_fill_qty[t + 1], out_fill_price[t + 1], arrival, j, volume, sigma_bps, data_spread_bps, beta, decay, moments)

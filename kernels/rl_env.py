@@ -29,8 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
-from kernels.layout import N_COST_STATE, N_OBSERVATION
-from kernels.portfolio import B_EQUITY, B_GROSS_EXPOSURE, B_TRADED, N_BAR_STATS, mark_to_market, portfolio_step
+from kernels.portfolio import B_EQUITY, B_GROSS_EXPOSURE, B_TRADED, N_ARRIVAL, N_BAR_STATS, mark_to_market, portfolio_step
 from kernels.rng import uniform
 
 # Environment parameters (float64[N_ENV_PARAMS]).
@@ -156,16 +155,15 @@ def step_envs(
     fill_qty = np.empty(n_symbols)
     fill_price = np.empty(n_symbols)
     stats = np.empty(N_BAR_STATS)
-    unused_cost_state = np.zeros((N_COST_STATE, n_symbols))  # envs do not learn costs
-    fill_observations = np.empty((N_OBSERVATION, n_symbols))  # cost-model scratch portfolio_step writes
+    arrival = np.empty((N_ARRIVAL, 1, n_symbols))
     limit = env_params[E_LEVERAGE_LIMIT]
     for i in range(n_envs):
         clip_targets(actions[i], limit, targets)
         before = equity[i]
         t = bar[i]
-        portfolio_step(
-            t, targets, positions[i], cash[i], marks[i], open_, close, volume, valid, data_spread_bps,
-            sigma_bps, coefs, params, seeds[i], False, unused_cost_state, fill_observations, 1.0, fill_qty, fill_price, stats,
+        cash[i, 0] = portfolio_step(
+            t, targets, before, cash[i, 0], open_, close, volume, valid, data_spread_bps, sigma_bps,
+            coefs, params, seeds[i], arrival, positions[i], marks[i], fill_qty, fill_price, stats,
         )  # fmt: skip
         after = stats[B_EQUITY]
         equity[i] = after

@@ -25,12 +25,14 @@ from ai_trading.execution.parameters import (
 from ai_trading.types import FloatArray, MarketPanel
 from kernels.layout import N_COST_STATE
 from kernels.portfolio import (
+    ARRIVAL_BLOCK_ITEMS,
     B_COST,
     B_EQUITY,
     B_FEES,
     B_GROSS_EXPOSURE,
     B_NET_EXPOSURE,
     B_TRADED,
+    N_ARRIVAL,
     N_BAR_STATS,
     simulate_portfolio,
 )
@@ -106,22 +108,25 @@ class PortfolioSimulator:
         check_latency_fits_bar(self.config, panel.bar_seconds)
         coefs = configured_coefs(self.config, panel.n_symbols)
         learn = learn and self.cost_model is not None
-        cost_state = np.zeros((N_COST_STATE, panel.n_symbols))
+        n_symbols = panel.n_symbols
+        # Moment-major: the kernel folds each bar's fills with one contiguous row per moment.
+        cost_state = np.zeros((N_COST_STATE, n_symbols))
         decay = 1.0
         if self.cost_model is not None:
             self.cost_model.apply_estimates(panel.symbols, coefs)
             if learn:
-                # The kernel learns on moment-major state: one contiguous row per moment.
                 cost_state, decay = np.ascontiguousarray(self.cost_model.state_rows(panel.symbols).T), self.cost_model.decay
         fill_qty = np.empty_like(panel.close)
         fill_price = np.empty_like(panel.close)
         stats = np.empty((panel.n_bars, N_BAR_STATS))
+        block = max(1, ARRIVAL_BLOCK_ITEMS // n_symbols)
         simulate_portfolio(
             targets, float(initial_cash), panel.open, panel.close, panel.volume, panel.valid,
             panel_spread_bps(panel),
             panel_volatility_bps(panel, self.config.vol_halflife_bars), coefs,
             execution_params(self.config, panel.bar_seconds), np.uint64(self.config.seed),
-            learn, cost_state, decay, fill_qty, fill_price, stats,
+            learn, cost_state, decay, np.empty((N_ARRIVAL, block, n_symbols)), np.empty(n_symbols), np.empty(n_symbols),
+            fill_qty, fill_price, stats,
         )  # fmt: skip
         if self.cost_model is not None and learn:
             self.cost_model.store_rows(panel.symbols, cost_state.T)

@@ -171,13 +171,11 @@ def simulate_portfolio(cfg: ExecutionConfig, targets: np.ndarray, panel: MarketP
     for t in range(n_bars - 1):
         a = t + 1
         equity = cash + sum(p * m for p, m in zip(positions, marks) if p != 0)
-        weights = targets[t]
-        if np.isnan(weights).all():
-            weights = [positions[s] * marks[s] / equity_curve[-1] if positions[s] else 0.0 for s in range(n_symbols)]
+        hold = np.isnan(targets[t]).all()
         for s in range(n_symbols):
-            if not (panel.valid[t, s] and panel.valid[a, s]):
+            if hold or not (panel.valid[t, s] and panel.valid[a, s]):
                 continue
-            gap = weights[s] * equity / marks[s] - positions[s]
+            gap = targets[t, s] * equity / marks[s] - positions[s]
             if abs(gap) <= 1e-9:
                 continue
             side = 1 if gap > 0 else -1
