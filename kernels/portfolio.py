@@ -27,6 +27,7 @@ from kernels.costs import fill_fee, impact_scale_bps, learned_spread, participat
 from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, price_at_cost
 from kernels.layout import P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
 from kernels.rng import STREAM_EXECUTION, normal_pair
+from kernels.vector_loop import VECTOR_LOOP
 
 # Per-bar outputs of simulate_portfolio / portfolio_step (float64[N_BAR_STATS]).
 B_EQUITY = 0  # equity marked at the bar's close, after its fills
@@ -48,11 +49,6 @@ N_ARRIVAL = 4
 ARRIVAL_BLOCK_ITEMS = 8192  # bar-symbols of arrival conditions computed ahead (256 KiB, in L2)
 
 SQUARE_ROOT_LAW = 0.5  # the usual impact exponent; loops get a copy specialised to it
-
-# Loops over symbols run vectorised (AVX2/AVX-512): no Python error checks and no
-# reference counting (the inputs are validated and owned by the wrappers), and per-bar
-# sums may be reassociated into vector lanes.
-VECTOR_LOOP = {"error_model": "numpy", "fastmath": {"contract", "reassoc"}, "_nrt": False}
 
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
@@ -133,8 +129,9 @@ def fill_arrival_block(
     seed: np.uint64,
     arrival: np.ndarray,
 ) -> None:
-    """:func:`arrival_conditions` into the scratch ``arrival[N_ARRIVAL, bars, S]``, one
-    plane per output: LLVM gives up on vectorising stores to several planes of one array."""
+    """:func:`arrival_conditions` into the scratch ``arrival[N_ARRIVAL, bars, S]``, passed
+    as one array per plane: stores to several planes of one array, a run-time row length
+    apart, are dependences LLVM cannot rule out, and it leaves such a loop scalar."""
     arrival_conditions(
         first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed,
         arrival[A_REFERENCE], arrival[A_CAP], arrival[A_FIXED_BPS], arrival[A_IMPACT_BPS],
@@ -152,24 +149,50 @@ def rebalance(
     volume: np.ndarray,
     close: np.ndarray,
     valid: np.ndarray,
+    sigma_bps: np.ndarray,
+    data_spread_bps: np.ndarray,
     params: np.ndarray,
     positions: np.ndarray,
     marks: np.ndarray,
     fill_qty: np.ndarray,
     fill_price: np.ndarray,
     bar_stats: np.ndarray,
+    learn: bool,
+    decay: float,
+    moments: tuple[np.ndarray, ...],
 ) -> float:
     """Rebalance at decision bar ``t`` from ``equity`` to ``targets`` (weights of equity,
     signed; NaN holds) and execute in bar ``a = t + 1`` under ``arrival[:, j]`` (the bar's
-    conditions, :func:`arrival_conditions`). Updates ``positions`` and moves
-    ``marks`` (the closes at ``t``) to ``a``'s closes, writes signed filled shares and
-    prices per symbol (0 / NaN where nothing filled) and ``a``'s statistics; returns the
-    cash after the fills."""
+    conditions, :func:`arrival_conditions`). Updates ``positions`` and moves ``marks``
+    (the closes at ``t``) to ``a``'s closes, writes signed filled shares and prices per
+    symbol (0 / NaN where nothing filled) and ``a``'s statistics; returns the cash after
+    the fills. With ``learn``, each fill is folded into the EWMA cost state (``moments``:
+    its rows, :func:`moment_rows`) as :class:`CostModel.update` folds live fills.
+
+    The loop is compiled in four copies, for learning or not and for the square-root law
+    or another exponent, so that each keeps only the work it needs."""
     beta = params[P_IMPACT_BETA]
-    if beta == SQUARE_ROOT_LAW:
-        sums = rebalance_symbols(t, targets, equity, arrival, j, volume, close, valid, params, SQUARE_ROOT_LAW, positions, marks, fill_qty, fill_price)
+    root = beta == SQUARE_ROOT_LAW
+    if learn and root:
+        sums = rebalance_symbols(
+            t, targets, equity, arrival, j, volume, close, valid, sigma_bps, data_spread_bps, params,
+            positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, True, decay, moments,
+        )  # fmt: skip
+    elif learn:
+        sums = rebalance_symbols(
+            t, targets, equity, arrival, j, volume, close, valid, sigma_bps, data_spread_bps, params,
+            positions, marks, fill_qty, fill_price, beta, True, decay, moments,
+        )  # fmt: skip
+    elif root:
+        sums = rebalance_symbols(
+            t, targets, equity, arrival, j, volume, close, valid, sigma_bps, data_spread_bps, params,
+            positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, False, decay, moments,
+        )  # fmt: skip
     else:
-        sums = rebalance_symbols(t, targets, equity, arrival, j, volume, close, valid, params, beta, positions, marks, fill_qty, fill_price)
+        sums = rebalance_symbols(
+            t, targets, equity, arrival, j, volume, close, valid, sigma_bps, data_spread_bps, params,
+            positions, marks, fill_qty, fill_price, beta, False, decay, moments,
+        )  # fmt: skip
     spent, cost, fees, traded, value, gross = sums
     cash -= spent
     bar_stats[B_EQUITY] = cash + value
@@ -191,20 +214,25 @@ def rebalance_symbols(
     volume: np.ndarray,
     close: np.ndarray,
     valid: np.ndarray,
+    sigma_bps: np.ndarray,
+    data_spread_bps: np.ndarray,
     params: np.ndarray,
-    beta: float,
     positions: np.ndarray,
     marks: np.ndarray,
     fill_qty: np.ndarray,
     fill_price: np.ndarray,
+    beta: float,
+    learn: bool,
+    decay: float,
+    moments: tuple[np.ndarray, ...],
 ) -> tuple[float, float, float, float, float, float]:
-    """The loop of :func:`rebalance`; returns the bar's cash spent, cost, fees, traded
-    notional, net and gross position value.
+    """The loop of :func:`rebalance`, inlined with ``beta`` and ``learn`` constants;
+    returns the bar's cash spent, cost, fees, traded notional, net and gross position value.
 
     Every symbol is priced whether or not it trades and a mask decides what is kept: the
-    loop has no branches, so it runs in vector lanes. Inlined with ``beta`` a constant,
-    the loop keeps only the power it needs."""
+    loop has no branches, so it runs in vector lanes."""
     a = t + 1
+    spread_row = a if data_spread_bps.shape[0] == close.shape[0] else 0
     fee_min = params[P_FEE_MIN]
     spent = 0.0
     cost = 0.0
@@ -220,7 +248,8 @@ def rebalance_symbols(
         qty = cap if abs(gap) > cap else abs(gap)
         trade = qty > QTY_EPS  # False for NaN
         reference = arrival[A_REFERENCE, j, s]
-        impact = arrival[A_IMPACT_BPS, j, s] * participation_power(qty / volume[a, s], beta)
+        participation = qty / volume[a, s]
+        impact = arrival[A_IMPACT_BPS, j, s] * participation_power(participation, beta)
         price = price_at_cost(side, reference, arrival[A_FIXED_BPS, j, s] + impact)
         # Untraded symbols may have NaN quantities and prices: select zeros before summing.
         fee = max(fill_fee(price, qty, params), fee_min) if trade else 0.0
@@ -240,57 +269,11 @@ def rebalance_symbols(
         position_value = position * mark if position != 0.0 else 0.0
         value += position_value
         gross += abs(position_value)
+        if learn:
+            quoted = data_spread_bps[spread_row, s]
+            x, y = fill_observation(side, price, reference, participation, sigma_bps[t, s], quoted, beta)
+            ewma_observe(moments, s, x, y if trade else np.nan, quoted if trade else np.nan, decay)
     return spent, cost, fees, traded, value, gross
-
-
-@njit(cache=True, nogil=True, **VECTOR_LOOP)
-def learn_from_fills(
-    t: int,
-    fill_qty: np.ndarray,
-    fill_price: np.ndarray,
-    arrival: np.ndarray,
-    j: int,
-    volume: np.ndarray,
-    sigma_bps: np.ndarray,
-    data_spread_bps: np.ndarray,
-    beta: float,
-    decay: float,
-    moments: tuple[np.ndarray, ...],
-) -> None:
-    """Fold the fills executed in bar ``t + 1`` (``fill_qty``, ``fill_price``, arrival
-    conditions ``arrival[:, j]``) into the EWMA cost state (``moments``: its contiguous
-    rows, :func:`moment_rows`), as :class:`CostModel.update` folds live fills."""
-    if beta == SQUARE_ROOT_LAW:
-        fold_fills(t, fill_qty, fill_price, arrival, j, volume, sigma_bps, data_spread_bps, SQUARE_ROOT_LAW, decay, moments)
-    else:
-        fold_fills(t, fill_qty, fill_price, arrival, j, volume, sigma_bps, data_spread_bps, beta, decay, moments)
-
-
-@njit(cache=True, nogil=True, inline="always", **VECTOR_LOOP)
-def fold_fills(
-    t: int,
-    fill_qty: np.ndarray,
-    fill_price: np.ndarray,
-    arrival: np.ndarray,
-    j: int,
-    volume: np.ndarray,
-    sigma_bps: np.ndarray,
-    data_spread_bps: np.ndarray,
-    beta: float,
-    decay: float,
-    moments: tuple[np.ndarray, ...],
-) -> None:
-    """The loop of :func:`learn_from_fills`, inlined with ``beta`` a constant like
-    :func:`rebalance_symbols`."""
-    a = t + 1
-    spread_row = a if data_spread_bps.shape[0] == sigma_bps.shape[0] else 0
-    for s in range(fill_qty.shape[0]):
-        qty = fill_qty[s]
-        filled = qty != 0.0
-        side = 1.0 if qty > 0.0 else -1.0
-        quoted = data_spread_bps[spread_row, s]
-        x, y = fill_observation(side, fill_price[s], arrival[A_REFERENCE, j, s], abs(qty) / volume[a, s], sigma_bps[t, s], quoted, beta)
-        ewma_observe(moments, s, x, y if filled else np.nan, quoted if filled else np.nan, decay)
 
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
@@ -308,6 +291,9 @@ def portfolio_step(
     coefs: np.ndarray,
     params: np.ndarray,
     seed: np.uint64,
+    learn: bool,
+    cost_state: np.ndarray,
+    decay: float,
     arrival: np.ndarray,
     positions: np.ndarray,
     marks: np.ndarray,
@@ -317,9 +303,13 @@ def portfolio_step(
 ) -> float:
     """One decision at bar ``t`` and its execution in ``t + 1``, for callers that step
     bar by bar (the RL environment): :func:`arrival_conditions` into the scratch
-    ``arrival[N_ARRIVAL, 1, S]``, then :func:`rebalance`; returns the cash after."""
+    ``arrival[N_ARRIVAL, 1, S]``, then :func:`rebalance`; returns the cash after.
+    ``cost_state`` is as in :func:`simulate_portfolio` (any width when not learning)."""
     fill_arrival_block(t, 1, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed, arrival)
-    return rebalance(t, targets, equity, cash, arrival, 0, volume, close, valid, params, positions, marks, fill_qty, fill_price, bar_stats)
+    return rebalance(
+        t, targets, equity, cash, arrival, 0, volume, close, valid, sigma_bps, data_spread_bps, params,
+        positions, marks, fill_qty, fill_price, bar_stats, learn, decay, moment_rows(cost_state),
+    )  # fmt: skip
 
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
@@ -349,7 +339,7 @@ def simulate_portfolio(
     holds), execute in ``t + 1``. Bar 0 starts flat with ``initial_cash``. Writes signed
     fills ``[T, S]`` (row 0 is empty) and per-bar statistics ``[T, N_BAR_STATS]``; with
     ``learn``, every fill updates the moment-major ``cost_state[N_COST_STATE, S]``
-    (see :func:`learn_from_fills`).
+    (see :func:`rebalance`).
 
     Scratch: ``arrival[N_ARRIVAL, block, S]`` (conditions of ``block`` bars ahead),
     ``positions`` and ``marks`` ``[S]``."""
@@ -363,7 +353,6 @@ def simulate_portfolio(
     out_bar_stats[0] = 0.0
     out_bar_stats[0, B_EQUITY] = initial_cash
     cash = initial_cash
-    beta = params[P_IMPACT_BETA]
     moments = moment_rows(cost_state)
     for first in range(0, n_bars - 1, block):
         n_decisions = min(block, n_bars - 1 - first)
@@ -371,8 +360,7 @@ def simulate_portfolio(
         for j in range(n_decisions):
             t = first + j
             cash = rebalance(
-                t, targets[t], out_bar_stats[t, B_EQUITY], cash, arrival, j, volume, close, valid, params,
-                positions, marks, out_fill_qty[t + 1], out_fill_price[t + 1], out_bar_stats[t + 1],
+                t, targets[t], out_bar_stats[t, B_EQUITY], cash, arrival, j, volume, close, valid, sigma_bps,
+                data_spread_bps, params, positions, marks, out_fill_qty[t + 1], out_fill_price[t + 1],
+                out_bar_stats[t + 1], learn, decay, moments,
             )  # fmt: skip
-            if learn:
-                learn_from_fills(t, out_fill_qty[t + 1], out_fill_price[t + 1], arrival, j, volume, sigma_bps, data_spread_bps, beta, decay, moments)

@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
+from kernels.layout import N_COST_STATE
 from kernels.portfolio import B_EQUITY, B_GROSS_EXPOSURE, B_TRADED, N_ARRIVAL, N_BAR_STATS, mark_to_market, portfolio_step
 from kernels.rng import uniform
 
@@ -156,6 +157,7 @@ def step_envs(
     fill_price = np.empty(n_symbols)
     stats = np.empty(N_BAR_STATS)
     arrival = np.empty((N_ARRIVAL, 1, n_symbols))
+    no_cost_state = np.empty((N_COST_STATE, 0))  # envs do not learn costs
     limit = env_params[E_LEVERAGE_LIMIT]
     for i in range(n_envs):
         clip_targets(actions[i], limit, targets)
@@ -163,7 +165,7 @@ def step_envs(
         t = bar[i]
         cash[i, 0] = portfolio_step(
             t, targets, before, cash[i, 0], open_, close, volume, valid, data_spread_bps, sigma_bps,
-            coefs, params, seeds[i], arrival, positions[i], marks[i], fill_qty, fill_price, stats,
+            coefs, params, seeds[i], False, no_cost_state, 1.0, arrival, positions[i], marks[i], fill_qty, fill_price, stats,
         )  # fmt: skip
         after = stats[B_EQUITY]
         equity[i] = after
