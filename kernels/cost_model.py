@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels.vector_loop import VECTOR_LOOP
 from kernels.costs import learned_spread, participation_power, slippage_bps, spread_bps
 from kernels.layout import (
     C_IMPACT_ETA,
@@ -94,7 +95,7 @@ def ewma_observe(moments: tuple[np.ndarray, ...], s: int, x: float, y: float, sp
     ewma_fold(moments[M_SPREAD], s, spread_bps, quoted, decay)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
 def ewma_update(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndarray, spread_bps: np.ndarray, decay: float) -> None:
     """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``)."""
     moments = moment_columns(state)

@@ -51,6 +51,22 @@ ARRIVAL_BLOCK_ITEMS = 8192  # bar-symbols of arrival conditions computed ahead (
 SQUARE_ROOT_LAW = 0.5  # the usual impact exponent; loops get a copy specialised to it
 
 
+@njit(cache=True, nogil=True)
+def first_invalid_target_row(targets: np.ndarray) -> int:
+    """Index of the first row of ``targets[T, S]`` that is neither all finite nor all NaN
+    (a hold), or -1: one pass, no temporaries."""
+    for t in range(targets.shape[0]):
+        finite = 0
+        missing = 0
+        for s in range(targets.shape[1]):
+            w = targets[t, s]
+            finite += np.isfinite(w)
+            missing += w != w
+        if finite != targets.shape[1] and missing != targets.shape[1]:
+            return t
+    return -1
+
+
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
 def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.ndarray, marks: np.ndarray) -> tuple[float, float]:
     """Move each symbol's mark to bar ``t``'s close where valid; return the net and the

@@ -34,6 +34,7 @@ from kernels.portfolio import (
     B_TRADED,
     N_ARRIVAL,
     N_BAR_STATS,
+    first_invalid_target_row,
     simulate_portfolio,
 )
 
@@ -98,10 +99,8 @@ class PortfolioSimulator:
         targets = np.ascontiguousarray(targets, dtype=np.float64)
         if targets.shape != (panel.n_bars, panel.n_symbols):
             raise OrderValidationError(f"targets have shape {targets.shape}, the panel is {(panel.n_bars, panel.n_symbols)}")
-        nan_rows = np.isnan(targets)
-        partial = nan_rows.any(axis=1) & ~nan_rows.all(axis=1)
-        if partial.any() or np.isinf(targets).any():
-            row = int(np.flatnonzero(partial | np.isinf(targets).any(axis=1))[0])
+        row = first_invalid_target_row(targets)
+        if row >= 0:
             raise OrderValidationError(f"targets row {row}: weights must be finite, or the whole row NaN to hold")
         if not (np.isfinite(initial_cash) and initial_cash > 0):
             raise OrderValidationError(f"initial_cash must be finite and > 0, got {initial_cash!r}")

@@ -87,5 +87,9 @@ def test_rejects_bad_targets_and_latency_longer_than_a_bar() -> None:
     partial[1, 0] = np.nan
     with pytest.raises(OrderValidationError, match="row 1"):
         simulator.run(partial, panel)
+    infinite = np.zeros((4, 2))
+    infinite[2] = np.inf
+    with pytest.raises(OrderValidationError, match="row 2"):
+        simulator.run(infinite, panel)
     with pytest.raises(ConfigError, match="sub-bar latency"):
         PortfolioSimulator(ExecutionConfig(latency_median_ms=50.0)).run(np.zeros((4, 2)), panel)
