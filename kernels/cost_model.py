@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.vector_loop import VECTOR_LOOP
 from kernels.costs import learned_spread, participation_power, slippage_bps, spread_bps
 from kernels.layout import (
     C_IMPACT_ETA,
@@ -26,6 +25,7 @@ from kernels.layout import (
     M_XY,
     M_Y,
 )
+from kernels.vector_loop import VECTOR_LOOP
 
 
 @njit(cache=True, nogil=True, inline="always")

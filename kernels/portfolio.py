@@ -100,11 +100,10 @@ def arrival_conditions(
     out_fixed_bps: np.ndarray,
     out_impact_bps: np.ndarray,
 ) -> None:
-    """Arrival conditions (``A_*``) of decisions at bars ``first .. first + n_decisions - 1``
-    into row ``j`` of the ``out_*`` arrays (``[bars, S]``,
-    the planes of an ``A_*`` scratch) for the ``j``-th of them. They depend on the data and the random
-    draws only, so they are computed a block of bars ahead in long vector loops, apart
-    from the state-dependent sizing in :func:`rebalance`.
+    """Arrival conditions (``A_*``) of the decisions at bars ``first + j``, ``j`` in
+    ``range(n_decisions)``, into row ``j`` of the ``out_*`` planes (``[bars, S]``). They
+    depend on the data and the random draws only, so they are computed a block of bars
+    ahead, apart from the state-dependent sizing in :func:`rebalance`.
 
     An order decided at ``t`` arrives in ``a = t + 1`` after its latency (capped at the
     bar), at the mid interpolated between the bar's open and close, and may take

@@ -21,7 +21,7 @@ class NoAliasCompiler(Compiler):
     argument of the compiled function ``noalias`` for LLVM (Numba's own parallel
     backend sets the same flag for the loop bodies it outlines)."""
 
-    def define_pipelines(self):  # type: ignore[no-untyped-def]
+    def define_pipelines(self) -> list:
         self.state.flags.noalias = True
         return super().define_pipelines()
 
