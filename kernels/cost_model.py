@@ -36,10 +36,16 @@ def fill_observation(
     ``y = (side * (price - mid) / mid * 1e4 - spread_bps / 2) / sigma_bps``, the
     volatility-normalised slippage beyond the half spread (the whole cost when the spread
     is unknown). ``y`` is NaN where it cannot be normalised (sigma <= 0 or bad prices)."""
-    cost = side * (price - mid) / mid * 1e4
-    half = 0.5 * spread_bps if spread_bps == spread_bps else 0.0
-    y = (cost - half) / sigma_bps if sigma_bps > 0.0 and mid > 0.0 else np.nan
+    y = slippage_y(side * (price - mid) / mid * 1e4, spread_bps, sigma_bps) if mid > 0.0 else np.nan
     return participation_power(participation, beta), y
+
+
+@njit(cache=True, nogil=True, inline="always")
+def slippage_y(cost_bps: float, spread_bps: float, sigma_bps: float) -> float:
+    """The cost model's ``y`` of a cost: ``(cost_bps - spread_bps / 2) / sigma_bps``, the
+    half spread taken as 0 when unknown; NaN when ``sigma_bps <= 0``."""
+    half = 0.5 * spread_bps if spread_bps == spread_bps else 0.0
+    return (cost_bps - half) / sigma_bps if sigma_bps > 0.0 else np.nan
 
 
 @njit(cache=True, nogil=True)

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.cost_model import ewma_observe, fill_observation, moment_rows
+from kernels.cost_model import ewma_observe, moment_rows, slippage_y
 from kernels.costs import fill_fee, impact_scale_bps, learned_spread, participation_power, size_free_slippage_bps, spread_bps
 from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, price_at_cost
-from kernels.layout import P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
+from kernels.layout import C_IMPACT_ETA, P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
 from kernels.rng import STREAM_EXECUTION, normal_pair
 from kernels.vector_loop import VECTOR_LOOP
 
@@ -45,8 +45,10 @@ A_REFERENCE = 0  # mid at arrival, interpolated into the next bar
 A_CAP = 1  # most shares it can fill: the participation cap of the volume left after arrival; 0 if untradable
 A_FIXED_BPS = 2  # half spread + size-free slippage + noise, bps of the reference
 A_IMPACT_BPS = 3  # impact at participation 1, bps (times participation**beta)
-N_ARRIVAL = 4
-ARRIVAL_BLOCK_ITEMS = 8192  # bar-symbols of arrival conditions computed ahead (256 KiB, in L2)
+A_INV_VOLUME = 4  # 1 / bar volume: participation = qty * this
+A_SLIP_Y = 5  # cost-model y of the size-free part: (fixed - quoted half spread) / sigma; NaN if sigma <= 0
+N_ARRIVAL = 6
+ARRIVAL_BLOCK_ITEMS = 8192  # bar-symbols of arrival conditions computed ahead (384 KiB, in L2)
 
 SQUARE_ROOT_LAW = 0.5  # the usual impact exponent; loops get a copy specialised to it
 
@@ -99,6 +101,8 @@ def arrival_conditions(
     out_cap: np.ndarray,
     out_fixed_bps: np.ndarray,
     out_impact_bps: np.ndarray,
+    out_inv_volume: np.ndarray,
+    out_slip_y: np.ndarray,
 ) -> None:
     """Arrival conditions (``A_*``) of the decisions at bars ``first + j``, ``j`` in
     ``range(n_decisions)``, into row ``j`` of the ``out_*`` planes (``[bars, S]``). They
@@ -108,7 +112,11 @@ def arrival_conditions(
     An order decided at ``t`` arrives in ``a = t + 1`` after its latency (capped at the
     bar), at the mid interpolated between the bar's open and close, and may take
     ``max_participation`` of the volume left after that. ``data_spread_bps`` is
-    ``[T, S]``, or one row of NaN when the data has no spreads."""
+    ``[T, S]``, or one row of NaN when the data has no spreads.
+
+    The divisions the sizing loop would need (by the volume, and the cost model's by
+    sigma) are done here, where they overlap the long dependency chains of the draws:
+    a fill's cost-model ``y`` is ``A_SLIP_Y + eta * participation**beta``."""
     n_symbols = close.shape[1]
     max_participation = params[P_MAX_PARTICIPATION]
     noise_bps = params[P_NOISE_BPS]
@@ -121,12 +129,17 @@ def arrival_conditions(
             frac = min(latency_bars(latency_z, params), 1.0)
             reference = interpolated_mid(open_[a, s], close[a, s], frac)
             sigma = sigma_bps[t, s]
-            half = 0.5 * spread_bps(reference, sigma, data_spread_bps[spread_row, s], learned_spread(coefs, s), params)
+            quoted = data_spread_bps[spread_row, s]
+            half = 0.5 * spread_bps(reference, sigma, quoted, learned_spread(coefs, s), params)
+            fixed_bps = half + size_free_slippage_bps(sigma, coefs, s) + noise_bps * noise_z
             tradable = valid[t, s] and valid[a, s]
+            bar_volume = volume[a, s]
             out_reference[j, s] = reference
-            out_cap[j, s] = max_participation * volume[a, s] * (1.0 - frac) if tradable else 0.0
-            out_fixed_bps[j, s] = half + size_free_slippage_bps(sigma, coefs, s) + noise_bps * noise_z
+            out_cap[j, s] = max_participation * bar_volume * (1.0 - frac) if tradable else 0.0
+            out_fixed_bps[j, s] = fixed_bps
             out_impact_bps[j, s] = impact_scale_bps(sigma, coefs, s)
+            out_inv_volume[j, s] = 1.0 / bar_volume
+            out_slip_y[j, s] = slippage_y(fixed_bps, quoted, sigma)
 
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
@@ -149,7 +162,8 @@ def fill_arrival_block(
     apart, are dependences LLVM cannot rule out, and it leaves such a loop scalar."""
     arrival_conditions(
         first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed,
-        arrival[A_REFERENCE], arrival[A_CAP], arrival[A_FIXED_BPS], arrival[A_IMPACT_BPS],
+        arrival[A_REFERENCE], arrival[A_CAP], arrival[A_FIXED_BPS], arrival[A_IMPACT_BPS], arrival[A_INV_VOLUME],
+        arrival[A_SLIP_Y],
     )  # fmt: skip
 
 
@@ -161,11 +175,10 @@ def rebalance(
     cash: float,
     arrival: np.ndarray,
     j: int,
-    volume: np.ndarray,
     close: np.ndarray,
     valid: np.ndarray,
-    sigma_bps: np.ndarray,
     data_spread_bps: np.ndarray,
+    coefs: np.ndarray,
     params: np.ndarray,
     positions: np.ndarray,
     marks: np.ndarray,
@@ -190,22 +203,22 @@ def rebalance(
     root = beta == SQUARE_ROOT_LAW
     if learn and root:
         sums = rebalance_symbols(
-            t, targets, equity, arrival, j, volume, close, valid, sigma_bps, data_spread_bps, params,
+            t, targets, equity, arrival, j, close, valid, data_spread_bps, coefs, params,
             positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, True, decay, moments,
         )  # fmt: skip
     elif learn:
         sums = rebalance_symbols(
-            t, targets, equity, arrival, j, volume, close, valid, sigma_bps, data_spread_bps, params,
+            t, targets, equity, arrival, j, close, valid, data_spread_bps, coefs, params,
             positions, marks, fill_qty, fill_price, beta, True, decay, moments,
         )  # fmt: skip
     elif root:
         sums = rebalance_symbols(
-            t, targets, equity, arrival, j, volume, close, valid, sigma_bps, data_spread_bps, params,
+            t, targets, equity, arrival, j, close, valid, data_spread_bps, coefs, params,
             positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, False, decay, moments,
         )  # fmt: skip
     else:
         sums = rebalance_symbols(
-            t, targets, equity, arrival, j, volume, close, valid, sigma_bps, data_spread_bps, params,
+            t, targets, equity, arrival, j, close, valid, data_spread_bps, coefs, params,
             positions, marks, fill_qty, fill_price, beta, False, decay, moments,
         )  # fmt: skip
     spent, cost, fees, traded, value, gross = sums
@@ -226,11 +239,10 @@ def rebalance_symbols(
     equity: float,
     arrival: np.ndarray,
     j: int,
-    volume: np.ndarray,
     close: np.ndarray,
     valid: np.ndarray,
-    sigma_bps: np.ndarray,
     data_spread_bps: np.ndarray,
+    coefs: np.ndarray,
     params: np.ndarray,
     positions: np.ndarray,
     marks: np.ndarray,
@@ -263,8 +275,8 @@ def rebalance_symbols(
         qty = cap if abs(gap) > cap else abs(gap)
         trade = qty > QTY_EPS  # False for NaN
         reference = arrival[A_REFERENCE, j, s]
-        participation = qty / volume[a, s]
-        impact = arrival[A_IMPACT_BPS, j, s] * participation_power(participation, beta)
+        power = participation_power(qty * arrival[A_INV_VOLUME, j, s], beta)
+        impact = arrival[A_IMPACT_BPS, j, s] * power
         price = price_at_cost(side, reference, arrival[A_FIXED_BPS, j, s] + impact)
         # Untraded symbols may have NaN quantities and prices: select zeros before summing.
         fee = max(fill_fee(price, qty, params), fee_min) if trade else 0.0
@@ -285,9 +297,9 @@ def rebalance_symbols(
         value += position_value
         gross += abs(position_value)
         if learn:
+            y = arrival[A_SLIP_Y, j, s] + coefs[C_IMPACT_ETA, s] * power
             quoted = data_spread_bps[spread_row, s]
-            x, y = fill_observation(side, price, reference, participation, sigma_bps[t, s], quoted, beta)
-            ewma_observe(moments, s, x, y if trade else np.nan, quoted if trade else np.nan, decay)
+            ewma_observe(moments, s, power, y if trade else np.nan, quoted if trade else np.nan, decay)
     return spent, cost, fees, traded, value, gross
 
 
@@ -322,7 +334,7 @@ def portfolio_step(
     ``cost_state`` is as in :func:`simulate_portfolio` (any width when not learning)."""
     fill_arrival_block(t, 1, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed, arrival)
     return rebalance(
-        t, targets, equity, cash, arrival, 0, volume, close, valid, sigma_bps, data_spread_bps, params,
+        t, targets, equity, cash, arrival, 0, close, valid, data_spread_bps, coefs, params,
         positions, marks, fill_qty, fill_price, bar_stats, learn, decay, moment_rows(cost_state),
     )  # fmt: skip
 
@@ -375,7 +387,7 @@ def simulate_portfolio(
         for j in range(n_decisions):
             t = first + j
             cash = rebalance(
-                t, targets[t], out_bar_stats[t, B_EQUITY], cash, arrival, j, volume, close, valid, sigma_bps,
-                data_spread_bps, params, positions, marks, out_fill_qty[t + 1], out_fill_price[t + 1],
+                t, targets[t], out_bar_stats[t, B_EQUITY], cash, arrival, j, close, valid, data_spread_bps,
+                coefs, params, positions, marks, out_fill_qty[t + 1], out_fill_price[t + 1],
                 out_bar_stats[t + 1], learn, decay, moments,
             )  # fmt: skip

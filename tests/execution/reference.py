@@ -196,3 +196,29 @@ def simulate_portfolio(cfg: ExecutionConfig, targets: np.ndarray, panel: MarketP
                 marks[s] = float(panel.close[a, s])
         equity_curve.append(cash + sum(p * m for p, m in zip(positions, marks) if p != 0))
     return equity_curve
+
+
+def learned_cost_state(cfg: ExecutionConfig, panel: MarketPanel, fill_qty: np.ndarray, fill_price: np.ndarray, decay: float) -> np.ndarray:
+    """EWMA sums ``[S, 7]`` (W, Sx, Sy, Sxx, Sxy, spread W, spread sum) after folding, in
+    time order, every fill of a target-weight run: ``x = participation**beta`` and
+    ``y = (side * (price - mid) / mid * 1e4 - quoted / 2) / sigma`` against its arrival mid."""
+    sigma = volatility_bps(panel.close, panel.valid, cfg.vol_halflife_bars)
+    state = np.zeros((panel.n_symbols, 7))
+    for a in range(1, panel.n_bars):
+        for s in range(panel.n_symbols):
+            qty = float(fill_qty[a, s])
+            if qty == 0.0:
+                continue
+            side = 1.0 if qty > 0 else -1.0
+            frac = min(latency_bars(cfg, cfg.seed, s, a, panel.bar_seconds), 1.0)
+            o, c = float(panel.open[a, s]), float(panel.close[a, s])
+            mid = o + (c - o) * frac
+            quoted = float(panel.spread_bps[a, s]) if panel.spread_bps is not None else math.nan
+            x = (abs(qty) / float(panel.volume[a, s])) ** cfg.impact_beta
+            row = state[s]
+            if sigma[a - 1, s] > 0:
+                y = (side * (float(fill_price[a, s]) - mid) / mid * 1e4 - (0.0 if math.isnan(quoted) else quoted / 2)) / sigma[a - 1, s]
+                row[:5] = decay * row[:5] + [1.0, x, y, x * x, x * y]
+            if not math.isnan(quoted):
+                row[5:] = decay * row[5:] + [1.0, quoted]
+    return state

@@ -77,6 +77,15 @@ def test_same_seed_same_result_and_learning_updates_the_cost_model() -> None:
     assert all(model.effective_observations(s) > 5 for s in panel.symbols)
 
 
+@SETTINGS
+@given(panels(max_bars=20).filter(lambda p: p.bar_seconds >= 1.0), configs, st.integers(0, 2**32 - 1))
+def test_learning_folds_every_fill_like_the_reference(panel: MarketPanel, config: ExecutionConfig, seed: int) -> None:
+    model = CostModel(CostModelConfig(halflife_fills=5.0, min_observations=1e9), config)
+    result = PortfolioSimulator(config, model).run(random_targets(panel, seed), panel, learn=True)
+    expected = reference.learned_cost_state(config, panel, result.fill_qty, result.fill_price, model.decay)
+    np.testing.assert_allclose(model.state_rows(panel.symbols), expected, rtol=1e-9, atol=1e-9)
+
+
 def test_rejects_bad_targets_and_latency_longer_than_a_bar() -> None:
     close = np.full((4, 2), 10.0)
     panel = MarketPanel(ts=np.arange(4) * 1_000_000, symbols=("A", "B"), open=close, high=close, low=close, close=close, volume=close, valid=np.ones((4, 2), bool))
