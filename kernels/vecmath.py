@@ -86,14 +86,16 @@ def cos_sin_quarter_turn(f: float) -> tuple[float, float]:
     ``r**15`` and ``r**16``, then rotated by ``pi / 4``.
     """
     r = (f - 0.5) * _QUARTER_TURN
-    w = r * r
-    w2 = w * w
-    w4 = w2 * w2
-    # sin r = r - r**3/3! + ... - r**15/15!;  cos r = 1 - r**2/2! + ... + r**16/16!
-    sin_low = (-1.0 / 6.0 + w * (1.0 / 120.0)) + w2 * (-1.0 / 5040.0 + w * (1.0 / 362880.0))
-    sin_high = (-1.0 / 39916800.0 + w * (1.0 / 6227020800.0)) + w2 * (-1.0 / 1307674368000.0)
-    sin_r = r + r * w * (sin_low + w4 * sin_high)
-    cos_low = (-1.0 / 2.0 + w * (1.0 / 24.0)) + w2 * (-1.0 / 720.0 + w * (1.0 / 40320.0))
-    cos_high = (-1.0 / 3628800.0 + w * (1.0 / 479001600.0)) + w2 * (-1.0 / 87178291200.0 + w * (1.0 / 20922789888000.0))
-    cos_r = 1.0 + w * (cos_low + w4 * cos_high)
+    # In v = -r**2 both series have positive reciprocal-factorial coefficients, the same
+    # constants exp_clamped uses: fewer distinct constants for a loop to keep in registers.
+    v = -(r * r)
+    v2 = v * v
+    v4 = v2 * v2
+    # sin r = r (1 + v/3! + ... + v**7/15!);  cos r = 1 + v/2! + ... + v**8/16!
+    sin_low = (1.0 / 6.0 + v * (1.0 / 120.0)) + v2 * (1.0 / 5040.0 + v * (1.0 / 362880.0))
+    sin_high = (1.0 / 39916800.0 + v * (1.0 / 6227020800.0)) + v2 * (1.0 / 1307674368000.0)
+    sin_r = r + r * v * (sin_low + v4 * sin_high)
+    cos_low = (1.0 / 2.0 + v * (1.0 / 24.0)) + v2 * (1.0 / 720.0 + v * (1.0 / 40320.0))
+    cos_high = (1.0 / 3628800.0 + v * (1.0 / 479001600.0)) + v2 * (1.0 / 87178291200.0 + v * (1.0 / 20922789888000.0))
+    cos_r = 1.0 + v * (cos_low + v4 * cos_high)
     return (cos_r - sin_r) * _SQRT_HALF, (cos_r + sin_r) * _SQRT_HALF
