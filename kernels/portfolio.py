@@ -167,7 +167,7 @@ def fill_arrival_block(
     )  # fmt: skip
 
 
-@njit(cache=True, nogil=True, **VECTOR_LOOP)
+@njit(cache=True, nogil=True, inline="always", **VECTOR_LOOP)
 def rebalance(
     t: int,
     targets: np.ndarray,
