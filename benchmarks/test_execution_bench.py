@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ai_trading.config import CostModelConfig, ExecutionConfig
 from ai_trading.execution.cost_model import CostModel
@@ -31,8 +32,11 @@ def minute_panel(n_bars: int, n_symbols: int, seed: int = 0) -> MarketPanel:
     )  # fmt: skip
 
 
-def test_fused_fill_and_cost_pipeline(throughput) -> None:
-    """Dense orders: every symbol rebalances to a new target at every 1-minute bar."""
+@pytest.mark.parametrize("record_fills", [True, False], ids=["fills-recorded", "aggregates-only"])
+def test_fused_fill_and_cost_pipeline(throughput, record_fills: bool) -> None:
+    """Dense orders: every symbol rebalances to a new target at every 1-minute bar, with
+    the cost model learning from every fill. ``aggregates-only`` is how evaluation runs
+    it: the same fills, without writing the two ``[T, S]`` fill arrays."""
     n_bars, n_symbols = (100_000, 100) if throughput.full_size else (2_000, 50)
     panel = minute_panel(n_bars, n_symbols)
     targets = np.random.default_rng(1).uniform(-1, 1, (n_bars, n_symbols)) / n_symbols
@@ -45,7 +49,7 @@ def test_fused_fill_and_cost_pipeline(throughput) -> None:
     baseline_panel = minute_panel(baseline_bars, n_symbols)
     baseline_sigma = panel_volatility_bps(baseline_panel, config.vol_halflife_bars)
     result = throughput.measure(
-        lambda: simulator.run(targets, panel, learn=True),
+        lambda: simulator.run(targets, panel, learn=True, record_fills=record_fills),
         items=n_bars * n_symbols,
         baseline=lambda: portfolio_numpy(config, targets[:baseline_bars], baseline_panel, baseline_sigma, 1e6),
         baseline_items=baseline_bars * n_symbols,

@@ -364,7 +364,8 @@ def simulate_portfolio(
 ) -> None:
     """Run the whole panel: decide at every bar ``t < T - 1`` from ``targets[t]`` (NaN
     holds), execute in ``t + 1``. Bar 0 starts flat with ``initial_cash``. Writes signed
-    fills ``[T, S]`` (row 0 is empty) and per-bar statistics ``[T, N_BAR_STATS]``; with
+    fills ``[T, S]`` (row 0 is empty; or ``[1, S]``, rewritten every bar, when the caller
+    does not keep them) and per-bar statistics ``[T, N_BAR_STATS]``; with
     ``learn``, every fill updates the moment-major ``cost_state[N_COST_STATE, S]``
     (see :func:`rebalance`).
 
@@ -375,6 +376,7 @@ def simulate_portfolio(
     positions[:] = 0.0
     marks[:] = np.nan
     mark_to_market(0, close, valid, positions, marks)
+    record_fills = out_fill_qty.shape[0] == n_bars
     out_fill_qty[0] = 0.0
     out_fill_price[0] = np.nan
     out_bar_stats[0] = 0.0
@@ -386,8 +388,9 @@ def simulate_portfolio(
         fill_arrival_block(first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed, arrival)
         for j in range(n_decisions):
             t = first + j
+            fill_row = t + 1 if record_fills else 0
             cash = rebalance(
                 t, targets[t], out_bar_stats[t, B_EQUITY], cash, arrival, j, close, valid, data_spread_bps,
-                coefs, params, positions, marks, out_fill_qty[t + 1], out_fill_price[t + 1],
+                coefs, params, positions, marks, out_fill_qty[fill_row], out_fill_price[fill_row],
                 out_bar_stats[t + 1], learn, decay, moments,
             )  # fmt: skip

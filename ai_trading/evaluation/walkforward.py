@@ -186,7 +186,7 @@ def _simulate(inputs: EvaluationInputs, prediction: FloatArray) -> PortfolioResu
         cost_model = CostModel.load(config.cost_model, config.execution)
     else:
         cost_model = CostModel(config.cost_model, config.execution)
-    return PortfolioSimulator(config.execution, cost_model).run(weights, inputs.panel, ev.initial_cash, learn=True)
+    return PortfolioSimulator(config.execution, cost_model).run(weights, inputs.panel, ev.initial_cash, learn=True, record_fills=False)
 
 
 def walk_forward_predictions(inputs: EvaluationInputs, alpha: float, loaded: RidgeModel | None) -> tuple[list[tuple[IntArray, int, int, RidgeModel]], FloatArray]:

@@ -44,8 +44,9 @@ class PortfolioResult:
     """Per-bar outcome of a target-weight simulation (bar 0 is the flat start).
 
     ``fill_qty`` holds signed shares filled in each bar, ``fill_price`` their price (NaN
-    where nothing filled). ``cost`` is what execution cost against the reference mid plus
-    fees, so ``gross_equity = equity + cumsum(cost)`` is the curve without costs.
+    where nothing filled); both are None when the run did not record fills. ``cost`` is
+    what execution cost against the reference mid plus fees, so
+    ``gross_equity = equity + cumsum(cost)`` is the curve without costs.
     """
 
     equity: FloatArray
@@ -54,8 +55,8 @@ class PortfolioResult:
     traded_notional: FloatArray
     gross_exposure: FloatArray
     net_exposure: FloatArray
-    fill_qty: FloatArray
-    fill_price: FloatArray
+    fill_qty: FloatArray | None
+    fill_price: FloatArray | None
 
     @property
     def gross_equity(self) -> FloatArray:
@@ -94,8 +95,14 @@ class PortfolioSimulator:
         self.config = config
         self.cost_model = cost_model
 
-    def run(self, targets: FloatArray, panel: MarketPanel, initial_cash: float = 1_000_000.0, learn: bool = False) -> PortfolioResult:
-        """Simulate ``targets[T, S]`` (weights of equity; a row of NaN holds positions)."""
+    def run(
+        self, targets: FloatArray, panel: MarketPanel, initial_cash: float = 1_000_000.0, learn: bool = False, record_fills: bool = True
+    ) -> PortfolioResult:
+        """Simulate ``targets[T, S]`` (weights of equity; a row of NaN holds positions).
+
+        ``record_fills=False`` keeps only the per-bar results: callers that need equity and
+        costs (evaluation, replays) save the two ``[T, S]`` fill arrays, most of the memory
+        a long run writes."""
         targets = np.ascontiguousarray(targets, dtype=np.float64)
         if targets.shape != (panel.n_bars, panel.n_symbols):
             raise OrderValidationError(f"targets have shape {targets.shape}, the panel is {(panel.n_bars, panel.n_symbols)}")
@@ -115,8 +122,9 @@ class PortfolioSimulator:
             self.cost_model.apply_estimates(panel.symbols, coefs)
             if learn:
                 cost_state, decay = np.ascontiguousarray(self.cost_model.state_rows(panel.symbols).T), self.cost_model.decay
-        fill_qty = np.empty_like(panel.close)
-        fill_price = np.empty_like(panel.close)
+        fill_rows = panel.n_bars if record_fills else 1  # one scratch row, rewritten each bar
+        fill_qty = np.empty((fill_rows, n_symbols))
+        fill_price = np.empty((fill_rows, n_symbols))
         stats = np.empty((panel.n_bars, N_BAR_STATS))
         block = max(1, ARRIVAL_BLOCK_ITEMS // n_symbols)
         simulate_portfolio(
@@ -136,6 +144,6 @@ class PortfolioSimulator:
             traded_notional=stats[:, B_TRADED].copy(),
             gross_exposure=stats[:, B_GROSS_EXPOSURE].copy(),
             net_exposure=stats[:, B_NET_EXPOSURE].copy(),
-            fill_qty=fill_qty,
-            fill_price=fill_price,
+            fill_qty=fill_qty if record_fills else None,
+            fill_price=fill_price if record_fills else None,
         )

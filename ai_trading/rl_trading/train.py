@@ -87,7 +87,7 @@ def evaluate_policy(model: BaseAlgorithm, panel: MarketPanel, market: EnvMarket,
         obs, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
     last = info["bar"]
-    result = PortfolioSimulator(replace(config.execution, seed=seed)).run(targets, panel, config.rl_env.initial_cash)
+    result = PortfolioSimulator(replace(config.execution, seed=seed)).run(targets, panel, config.rl_env.initial_cash, record_fills=False)
     equity = result.equity[first : last + 1]
     returns = np.diff(equity) / equity[:-1]
     traded = result.traded_notional[first + 1 : last + 1]

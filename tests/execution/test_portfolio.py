@@ -86,6 +86,19 @@ def test_learning_folds_every_fill_like_the_reference(panel: MarketPanel, config
     np.testing.assert_allclose(model.state_rows(panel.symbols), expected, rtol=1e-9, atol=1e-9)
 
 
+@settings(max_examples=15, deadline=None)
+@given(panels(max_bars=20).filter(lambda p: p.bar_seconds >= 1.0), configs, st.integers(0, 2**32 - 1))
+def test_a_run_without_recorded_fills_is_the_same_run(panel: MarketPanel, config: ExecutionConfig, seed: int) -> None:
+    targets = random_targets(panel, seed)
+    models = [CostModel(CostModelConfig(halflife_fills=5.0), config) for _ in range(2)]
+    recorded = PortfolioSimulator(config, models[0]).run(targets, panel, learn=True)
+    aggregates = PortfolioSimulator(config, models[1]).run(targets, panel, learn=True, record_fills=False)
+    assert aggregates.fill_qty is None and aggregates.fill_price is None and recorded.fill_qty is not None
+    for name in ("equity", "cost", "fees", "traded_notional", "gross_exposure", "net_exposure"):
+        np.testing.assert_array_equal(getattr(aggregates, name), getattr(recorded, name))
+    np.testing.assert_array_equal(models[1].state_rows(panel.symbols), models[0].state_rows(panel.symbols))
+
+
 def test_rejects_bad_targets_and_latency_longer_than_a_bar() -> None:
     close = np.full((4, 2), 10.0)
     panel = MarketPanel(ts=np.arange(4) * 1_000_000, symbols=("A", "B"), open=close, high=close, low=close, close=close, volume=close, valid=np.ones((4, 2), bool))
