@@ -124,9 +124,13 @@ def arrival_conditions(
         t = first + j
         a = t + 1
         spread_row = a if data_spread_bps.shape[0] == close.shape[0] else 0
+        # The draws first, parked in the planes they end up in: in a loop of their own,
+        # consecutive symbols' long chains (hash, log, sqrt, sincos) overlap in the core.
         for s in range(n_symbols):
-            latency_z, noise_z = normal_pair(seed, s, a, STREAM_EXECUTION)
-            frac = min(latency_bars(latency_z, params), 1.0)
+            out_reference[j, s], out_fixed_bps[j, s] = normal_pair(seed, s, a, STREAM_EXECUTION)
+        for s in range(n_symbols):
+            noise_z = out_fixed_bps[j, s]
+            frac = min(latency_bars(out_reference[j, s], params), 1.0)
             reference = interpolated_mid(open_[a, s], close[a, s], frac)
             sigma = sigma_bps[t, s]
             quoted = data_spread_bps[spread_row, s]
