@@ -26,7 +26,7 @@ from kernels.cost_model import ewma_observe, moment_rows, slippage_y
 from kernels.costs import fill_fee, impact_scale_bps, learned_spread, participation_power, size_free_slippage_bps, spread_bps
 from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, price_at_cost
 from kernels.layout import C_IMPACT_ETA, P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
-from kernels.rng import STREAM_EXECUTION, normal_pair
+from kernels.rng import STREAM_EXECUTION, normal_pair_at, order_key
 from kernels.vector_loop import VECTOR_LOOP
 
 # Per-bar outputs of simulate_portfolio / portfolio_step (float64[N_BAR_STATS]).
@@ -85,6 +85,14 @@ def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.n
 
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
+def symbol_order_keys(seed: np.uint64, order_keys: np.ndarray) -> None:
+    """The execution-draw key of each symbol's orders (order id = symbol index), once per
+    run rather than once per bar-symbol."""
+    for s in range(order_keys.shape[0]):
+        order_keys[s] = order_key(seed, s, STREAM_EXECUTION)
+
+
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
 def arrival_conditions(
     first: int,
     n_decisions: int,
@@ -96,7 +104,7 @@ def arrival_conditions(
     sigma_bps: np.ndarray,
     coefs: np.ndarray,
     params: np.ndarray,
-    seed: np.uint64,
+    order_keys: np.ndarray,
     out_reference: np.ndarray,
     out_cap: np.ndarray,
     out_fixed_bps: np.ndarray,
@@ -127,7 +135,7 @@ def arrival_conditions(
         # The draws first, parked in the planes they end up in: in a loop of their own,
         # consecutive symbols' long chains (hash, log, sqrt, sincos) overlap in the core.
         for s in range(n_symbols):
-            out_reference[j, s], out_fixed_bps[j, s] = normal_pair(seed, s, a, STREAM_EXECUTION)
+            out_reference[j, s], out_fixed_bps[j, s] = normal_pair_at(order_keys[s], a)
         for s in range(n_symbols):
             noise_z = out_fixed_bps[j, s]
             frac = min(latency_bars(out_reference[j, s], params), 1.0)
@@ -158,14 +166,14 @@ def fill_arrival_block(
     sigma_bps: np.ndarray,
     coefs: np.ndarray,
     params: np.ndarray,
-    seed: np.uint64,
+    order_keys: np.ndarray,
     arrival: np.ndarray,
 ) -> None:
     """:func:`arrival_conditions` into the scratch ``arrival[N_ARRIVAL, bars, S]``, passed
     as one array per plane: stores to several planes of one array, a run-time row length
     apart, are dependences LLVM cannot rule out, and it leaves such a loop scalar."""
     arrival_conditions(
-        first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed,
+        first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys,
         arrival[A_REFERENCE], arrival[A_CAP], arrival[A_FIXED_BPS], arrival[A_IMPACT_BPS], arrival[A_INV_VOLUME],
         arrival[A_SLIP_Y],
     )  # fmt: skip
@@ -325,6 +333,7 @@ def portfolio_step(
     learn: bool,
     cost_state: np.ndarray,
     decay: float,
+    order_keys: np.ndarray,
     arrival: np.ndarray,
     positions: np.ndarray,
     marks: np.ndarray,
@@ -335,8 +344,10 @@ def portfolio_step(
     """One decision at bar ``t`` and its execution in ``t + 1``, for callers that step
     bar by bar (the RL environment): :func:`arrival_conditions` into the scratch
     ``arrival[N_ARRIVAL, 1, S]``, then :func:`rebalance`; returns the cash after.
-    ``cost_state`` is as in :func:`simulate_portfolio` (any width when not learning)."""
-    fill_arrival_block(t, 1, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed, arrival)
+    ``cost_state`` and the scratch ``order_keys`` are as in :func:`simulate_portfolio`
+    (``cost_state`` of any width when not learning)."""
+    symbol_order_keys(seed, order_keys)
+    fill_arrival_block(t, 1, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys, arrival)
     return rebalance(
         t, targets, equity, cash, arrival, 0, close, valid, data_spread_bps, coefs, params,
         positions, marks, fill_qty, fill_price, bar_stats, learn, decay, moment_rows(cost_state),
@@ -359,6 +370,7 @@ def simulate_portfolio(
     learn: bool,
     cost_state: np.ndarray,
     decay: float,
+    order_keys: np.ndarray,
     arrival: np.ndarray,
     positions: np.ndarray,
     marks: np.ndarray,
@@ -373,8 +385,8 @@ def simulate_portfolio(
     ``learn``, every fill updates the moment-major ``cost_state[N_COST_STATE, S]``
     (see :func:`rebalance`).
 
-    Scratch: ``arrival[N_ARRIVAL, block, S]`` (conditions of ``block`` bars ahead),
-    ``positions`` and ``marks`` ``[S]``."""
+    Scratch: ``order_keys`` (uint64 ``[S]``), ``arrival[N_ARRIVAL, block, S]``
+    (conditions of ``block`` bars ahead), ``positions`` and ``marks`` ``[S]``."""
     n_bars = close.shape[0]
     block = arrival.shape[1]
     positions[:] = 0.0
@@ -387,9 +399,10 @@ def simulate_portfolio(
     out_bar_stats[0, B_EQUITY] = initial_cash
     cash = initial_cash
     moments = moment_rows(cost_state)
+    symbol_order_keys(seed, order_keys)
     for first in range(0, n_bars - 1, block):
         n_decisions = min(block, n_bars - 1 - first)
-        fill_arrival_block(first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, seed, arrival)
+        fill_arrival_block(first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys, arrival)
         for j in range(n_decisions):
             t = first + j
             fill_row = t + 1 if record_fills else 0

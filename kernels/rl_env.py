@@ -156,6 +156,7 @@ def step_envs(
     fill_qty = np.empty(n_symbols)
     fill_price = np.empty(n_symbols)
     stats = np.empty(N_BAR_STATS)
+    order_keys = np.empty(n_symbols, dtype=np.uint64)
     arrival = np.empty((N_ARRIVAL, 1, n_symbols))
     no_cost_state = np.empty((N_COST_STATE, 0))  # envs do not learn costs
     limit = env_params[E_LEVERAGE_LIMIT]
@@ -165,7 +166,7 @@ def step_envs(
         t = bar[i]
         cash[i, 0] = portfolio_step(
             t, targets, before, cash[i, 0], open_, close, volume, valid, data_spread_bps, sigma_bps,
-            coefs, params, seeds[i], False, no_cost_state, 1.0, arrival, positions[i], marks[i], fill_qty, fill_price, stats,
+            coefs, params, seeds[i], False, no_cost_state, 1.0, order_keys, arrival, positions[i], marks[i], fill_qty, fill_price, stats,
         )  # fmt: skip
         after = stats[B_EQUITY]
         equity[i] = after

@@ -36,11 +36,16 @@ def splitmix64(x: np.uint64) -> np.uint64:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def order_key(seed: np.uint64, order_id: int, stream: int) -> np.uint64:
+    """The part of a draw's key an order keeps for its whole life: the hash of (seed,
+    stream, order id). Loops over many bars compute it once per order."""
+    return splitmix64(splitmix64(uint64(seed) ^ uint64(stream)) ^ uint64(order_id))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def key_hash(seed: np.uint64, order_id: int, bar: int, stream: int) -> np.uint64:
     """64 random bits for one (seed, order id, bar, stream) key."""
-    h = splitmix64(uint64(seed) ^ uint64(stream))
-    h = splitmix64(h ^ uint64(order_id))
-    return splitmix64(h ^ uint64(bar))
+    return splitmix64(order_key(seed, order_id, stream) ^ uint64(bar))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -52,14 +57,22 @@ def uniform(seed: np.uint64, order_id: int, bar: int, stream: int) -> float:
 
 @njit(cache=True, nogil=True, inline="always")
 def normal_pair(seed: np.uint64, order_id: int, bar: int, stream: int) -> tuple[float, float]:
-    """Two independent standard normal draws for one key, by Box and Muller (1958).
+    """Two independent standard normal draws for one key: :func:`normal_pair_at` of the
+    order's key."""
+    return normal_pair_at(order_key(seed, order_id, stream), bar)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def normal_pair_at(key: np.uint64, bar: int) -> tuple[float, float]:
+    """Two independent standard normal draws for an order (its :func:`order_key`) in one
+    bar, by Box and Muller (1958).
 
     The key hash's high 32 bits give the radius ``sqrt(-2 log u)``, ``u`` in (0, 1); of
     its low 32 bits, 30 give an angle in the first quadrant and two the signs of the
     pair, which makes the angle uniform on the circle. Branch-free, so loops over symbols
     vectorise. The 32-bit ``u`` bounds ``|z|`` by 6.7.
     """
-    h = key_hash(seed, order_id, bar, stream)
+    h = splitmix64(key ^ uint64(bar))
     u = (float(h >> uint64(32)) + 0.5) * _TWO_POW_MINUS_32
     radius = np.sqrt(-2.0 * log_positive(u))
     low = h & uint64(0xFFFFFFFF)

@@ -132,7 +132,8 @@ class PortfolioSimulator:
             panel_spread_bps(panel),
             panel_volatility_bps(panel, self.config.vol_halflife_bars), coefs,
             execution_params(self.config, panel.bar_seconds), np.uint64(self.config.seed),
-            learn, cost_state, decay, np.empty((N_ARRIVAL, block, n_symbols)), np.empty(n_symbols), np.empty(n_symbols),
+            learn, cost_state, decay, np.empty(n_symbols, dtype=np.uint64), np.empty((N_ARRIVAL, block, n_symbols)),
+            np.empty(n_symbols), np.empty(n_symbols),
             fill_qty, fill_price, stats,
         )  # fmt: skip
         if self.cost_model is not None and learn:
