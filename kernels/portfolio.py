@@ -29,7 +29,7 @@ from kernels.layout import C_IMPACT_ETA, P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICI
 from kernels.rng import STREAM_EXECUTION, normal_pair_at, order_key
 from kernels.vector_loop import VECTOR_LOOP
 
-# Per-bar outputs of simulate_portfolio / portfolio_step (float64[N_BAR_STATS]).
+# Per-bar outputs of simulate_portfolio (float64[N_BAR_STATS, T]) and portfolio_step ([N_BAR_STATS]).
 B_EQUITY = 0  # equity marked at the bar's close, after its fills
 B_COST = 1  # execution cost vs reference mid plus fees, currency, positive = paid
 B_FEES = 2  # fees, currency
@@ -381,7 +381,8 @@ def simulate_portfolio(
     """Run the whole panel: decide at every bar ``t < T - 1`` from ``targets[t]`` (NaN
     holds), execute in ``t + 1``. Bar 0 starts flat with ``initial_cash``. Writes signed
     fills ``[T, S]`` (row 0 is empty; or ``[1, S]``, rewritten every bar, when the caller
-    does not keep them) and per-bar statistics ``[T, N_BAR_STATS]``; with
+    does not keep them) and per-bar statistics ``[N_BAR_STATS, T]`` (one contiguous
+    series each); with
     ``learn``, every fill updates the moment-major ``cost_state[N_COST_STATE, S]``
     (see :func:`rebalance`).
 
@@ -395,8 +396,8 @@ def simulate_portfolio(
     record_fills = out_fill_qty.shape[0] == n_bars
     out_fill_qty[0] = 0.0
     out_fill_price[0] = np.nan
-    out_bar_stats[0] = 0.0
-    out_bar_stats[0, B_EQUITY] = initial_cash
+    out_bar_stats[:, 0] = 0.0
+    out_bar_stats[B_EQUITY, 0] = initial_cash
     cash = initial_cash
     moments = moment_rows(cost_state)
     symbol_order_keys(seed, order_keys)
@@ -407,7 +408,7 @@ def simulate_portfolio(
             t = first + j
             fill_row = t + 1 if record_fills else 0
             cash = rebalance(
-                t, targets[t], out_bar_stats[t, B_EQUITY], cash, arrival, j, close, valid, data_spread_bps,
+                t, targets[t], out_bar_stats[B_EQUITY, t], cash, arrival, j, close, valid, data_spread_bps,
                 coefs, params, positions, marks, out_fill_qty[fill_row], out_fill_price[fill_row],
-                out_bar_stats[t + 1], learn, decay, moments,
+                out_bar_stats[:, t + 1], learn, decay, moments,
             )  # fmt: skip

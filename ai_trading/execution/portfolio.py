@@ -125,7 +125,7 @@ class PortfolioSimulator:
         fill_rows = panel.n_bars if record_fills else 1  # one scratch row, rewritten each bar
         fill_qty = np.empty((fill_rows, n_symbols))
         fill_price = np.empty((fill_rows, n_symbols))
-        stats = np.empty((panel.n_bars, N_BAR_STATS))
+        stats = np.empty((N_BAR_STATS, panel.n_bars))
         block = max(1, ARRIVAL_BLOCK_ITEMS // n_symbols)
         simulate_portfolio(
             targets, float(initial_cash), panel.open, panel.close, panel.volume, panel.valid,
@@ -139,12 +139,12 @@ class PortfolioSimulator:
         if self.cost_model is not None and learn:
             self.cost_model.store_rows(panel.symbols, cost_state.T)
         return PortfolioResult(
-            equity=stats[:, B_EQUITY].copy(),
-            cost=stats[:, B_COST].copy(),
-            fees=stats[:, B_FEES].copy(),
-            traded_notional=stats[:, B_TRADED].copy(),
-            gross_exposure=stats[:, B_GROSS_EXPOSURE].copy(),
-            net_exposure=stats[:, B_NET_EXPOSURE].copy(),
+            equity=stats[B_EQUITY],
+            cost=stats[B_COST],
+            fees=stats[B_FEES],
+            traded_notional=stats[B_TRADED],
+            gross_exposure=stats[B_GROSS_EXPOSURE],
+            net_exposure=stats[B_NET_EXPOSURE],
             fill_qty=fill_qty if record_fills else None,
             fill_price=fill_price if record_fills else None,
         )
