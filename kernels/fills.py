@@ -24,7 +24,7 @@ from kernels.layout import (
     S_PARTIAL,
     S_UNFILLED,
 )
-from kernels.rng import STREAM_EXECUTION, normal_pair
+from kernels.rng import STREAM_EXECUTION, normal_pair_at, order_key
 from kernels.vecmath import exp_clamped
 
 MARKET = 0
@@ -159,7 +159,8 @@ def simulate_orders(
             out_status[i] = S_NO_DECISION_PRICE
             continue
         out_decision_price[i] = close[t0, s]
-        lat = latency_bars(normal_pair(seed, oid, t0 + 1, STREAM_EXECUTION)[0], params)
+        key = order_key(seed, oid, STREAM_EXECUTION)
+        lat = latency_bars(normal_pair_at(key, t0 + 1)[0], params)
         skip = int(np.floor(lat))
         frac = lat - skip
         start = t0 + 1 + skip
@@ -186,7 +187,7 @@ def simulate_orders(
                 continue
             sigma = sigma_bps[b - 1, s]
             quoted = data_spread_bps[b, s] if has_data_spread else np.nan
-            z = normal_pair(seed, oid, b, STREAM_EXECUTION)[1] if noise_on else 0.0
+            z = normal_pair_at(key, b)[1] if noise_on else 0.0
             price = slice_price(side, qty, reference, volume[b, s], sigma, quoted, coefs, s, params, z)
             if order_type[i] == LIMIT:
                 price = limit_fill_price(side, price, order_limit[i], high[b, s], low[b, s])
