@@ -69,6 +69,13 @@ def first_invalid_target_row(targets: np.ndarray) -> int:
     return -1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def position_value(position: float, mark: float) -> float:
+    """Value of a position at its mark; a flat position is worth 0 even while its symbol
+    has no price yet (NaN mark)."""
+    return position * mark if position != 0.0 else 0.0
+
+
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
 def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.ndarray, marks: np.ndarray) -> tuple[float, float]:
     """Move each symbol's mark to bar ``t``'s close where valid; return the net and the
@@ -78,9 +85,9 @@ def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.n
     for s in range(positions.shape[0]):
         mark = close[t, s] if valid[t, s] else marks[s]
         marks[s] = mark
-        position_value = positions[s] * mark if positions[s] != 0.0 else 0.0
-        value += position_value
-        gross += abs(position_value)
+        worth = position_value(positions[s], mark)
+        value += worth
+        gross += abs(worth)
     return value, gross
 
 
@@ -305,9 +312,9 @@ def rebalance_symbols(
         traded += notional
         mark = close[a, s] if valid[a, s] else mark
         marks[s] = mark
-        position_value = position * mark if position != 0.0 else 0.0
-        value += position_value
-        gross += abs(position_value)
+        worth = position_value(position, mark)
+        value += worth
+        gross += abs(worth)
         if learn:
             y = arrival[A_SLIP_Y, j, s] + coefs[C_IMPACT_ETA, s] * power
             quoted = data_spread_bps[spread_row, s]

@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from kernels.layout import N_COST_STATE
-from kernels.portfolio import B_EQUITY, B_GROSS_EXPOSURE, B_TRADED, N_ARRIVAL, N_BAR_STATS, mark_to_market, portfolio_step
+from kernels.portfolio import B_EQUITY, B_GROSS_EXPOSURE, B_TRADED, N_ARRIVAL, N_BAR_STATS, mark_to_market, portfolio_step, position_value
 from kernels.rng import uniform
 
 # Environment parameters (float64[N_ENV_PARAMS]).
@@ -74,7 +74,7 @@ def write_observation(
     gross = 0.0
     net = 0.0
     for s in range(n_symbols):
-        value = positions[i, s] * marks[i, s] if positions[i, s] != 0.0 else 0.0
+        value = position_value(positions[i, s], marks[i, s])
         out[n_feat + s] = value / e
         gross += abs(value)
         net += value
