@@ -76,6 +76,13 @@ def position_value(position: float, mark: float) -> float:
     return position * mark if position != 0.0 else 0.0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def quoted_spread_row(data_spread_bps: np.ndarray, close: np.ndarray, bar: int) -> int:
+    """Row of ``data_spread_bps`` to read for ``bar``: the bar's own, or row 0 (all NaN)
+    when the data has no spreads."""
+    return bar if data_spread_bps.shape[0] == close.shape[0] else 0
+
+
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
 def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.ndarray, marks: np.ndarray) -> tuple[float, float]:
     """Move each symbol's mark to bar ``t``'s close where valid; return the net and the
@@ -138,7 +145,7 @@ def arrival_conditions(
     for j in range(n_decisions):
         t = first + j
         a = t + 1
-        spread_row = a if data_spread_bps.shape[0] == close.shape[0] else 0
+        spread_row = quoted_spread_row(data_spread_bps, close, a)
         # The draws first, parked in the planes they end up in: in a loop of their own,
         # consecutive symbols' long chains (hash, log, sqrt, sincos) overlap in the core.
         for s in range(n_symbols):
@@ -278,7 +285,7 @@ def rebalance_symbols(
     Every symbol is priced whether or not it trades and a mask decides what is kept: the
     loop has no branches, so it runs in vector lanes."""
     a = t + 1
-    spread_row = a if data_spread_bps.shape[0] == close.shape[0] else 0
+    spread_row = quoted_spread_row(data_spread_bps, close, a)
     fee_min = params[P_FEE_MIN]
     spent = 0.0
     cost = 0.0
