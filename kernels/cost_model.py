@@ -9,7 +9,7 @@ effective number of observations.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from kernels.costs import learned_spread, participation_power, slippage_bps, spread_bps
 from kernels.layout import (
@@ -103,10 +103,12 @@ def ewma_observe(moments: tuple[np.ndarray, ...], s: int, x: float, y: float, sp
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
 def ewma_update(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndarray, spread_bps: np.ndarray, decay: float) -> None:
-    """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``)."""
+    """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``).
+    ``symbol`` must index rows of ``state`` (the wrapper checks): it is read as unsigned,
+    which spares every access the fix-up a signed index gets for counting from the end."""
     moments = moment_columns(state)
     for k in range(symbol.shape[0]):
-        ewma_observe(moments, symbol[k], x[k], y[k], spread_bps[k], decay)
+        ewma_observe(moments, uint64(symbol[k]), x[k], y[k], spread_bps[k], decay)
 
 
 @njit(cache=True, nogil=True)
