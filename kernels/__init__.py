@@ -8,6 +8,12 @@ The typed, validating wrappers users call live in ``ai_trading``.
 
 import llvmlite.binding
 
+from kernels import numba_cache
+
+# Cached kernels are stamped with all kernel sources, not just their own file (see
+# numba_cache): installed before any kernel module is imported and decorated.
+numba_cache.install()
+
 # Loops over symbols run 8 lanes wide on AVX-512 and have short trip counts (tens to
 # hundreds of symbols): the 0-7 symbols left over would run one by one, at up to a tenth
 # of the loop's time. LLVM finishes them 4 lanes wide instead. Compiler options are per
