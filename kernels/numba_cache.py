@@ -40,9 +40,6 @@ class KernelSourcesLocator(_CacheLocator):
     def __init__(self, inner: _CacheLocator) -> None:
         self._inner = inner
 
-    def ensure_cache_path(self) -> None:
-        self._inner.ensure_cache_path()
-
     def get_cache_path(self) -> str:
         return self._inner.get_cache_path()
 
