@@ -12,9 +12,8 @@ from numba import njit
 
 from kernels.costs import fill_fee, learned_spread, slippage_bps, spread_bps
 from kernels.layout import (
-    P_BAR_SECONDS,
     P_FEE_MIN,
-    P_LATENCY_MEDIAN_S,
+    P_LATENCY_MEDIAN_BARS,
     P_LATENCY_SIGMA,
     P_MAX_PARTICIPATION,
     P_NOISE_BPS,
@@ -34,9 +33,9 @@ QTY_EPS = 1e-9  # shares below this count as nothing left to fill
 
 @njit(cache=True, nogil=True, inline="always")
 def latency_bars(z: float, params: np.ndarray) -> float:
-    """Latency in bars: lognormal ``median * exp(sigma * z)`` seconds over the bar length,
-    ``z`` the first normal of the order's draws in the bar after its decision."""
-    return params[P_LATENCY_MEDIAN_S] / params[P_BAR_SECONDS] * exp_clamped(params[P_LATENCY_SIGMA] * z)
+    """Latency in bars: lognormal ``median * exp(sigma * z)``, ``z`` the first normal of
+    the order's draws in the bar after its decision."""
+    return params[P_LATENCY_MEDIAN_BARS] * exp_clamped(params[P_LATENCY_SIGMA] * z)
 
 
 @njit(cache=True, nogil=True, inline="always")

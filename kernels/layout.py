@@ -7,7 +7,7 @@ these names are the only way code indexes it.
 from __future__ import annotations
 
 # Execution parameter vector (float64[N_EXEC_PARAMS]).
-P_LATENCY_MEDIAN_S = 0  # median latency, seconds
+P_LATENCY_MEDIAN_BARS = 0  # median latency in bars (seconds over the bar length, divided once here, not per draw)
 P_LATENCY_SIGMA = 1  # lognormal shape of latency
 P_SPREAD_FLOOR_BPS = 2  # modeled spread floor, bps
 P_SPREAD_VOL_MULT = 3  # modeled spread bps per bp of per-bar volatility
@@ -18,9 +18,8 @@ P_IMPACT_BETA = 7  # participation exponent of the impact term
 P_FEE_BPS = 8  # fee, bps of notional
 P_FEE_PER_SHARE = 9  # fee per share, currency
 P_FEE_MIN = 10  # minimum fee per order that fills, currency
-P_BAR_SECONDS = 11  # bar duration, seconds
-P_USE_DATA_SPREAD = 12  # 1.0: use the panel's spread_bps where finite; 0.0: always model
-N_EXEC_PARAMS = 13
+P_USE_DATA_SPREAD = 11  # 1.0: use the panel's spread_bps where finite; 0.0: always model
+N_EXEC_PARAMS = 12
 
 # Per-symbol slippage coefficients (float64[N_SYMBOL_COEFS, S]); from the config or the
 # EWMA cost model:  slippage_bps = base + vol_coef * sigma_bps + eta * sigma_bps * participation**beta

@@ -17,12 +17,11 @@ from kernels.layout import (
     C_SPREAD_BPS,
     N_EXEC_PARAMS,
     N_SYMBOL_COEFS,
-    P_BAR_SECONDS,
     P_FEE_BPS,
     P_FEE_MIN,
     P_FEE_PER_SHARE,
     P_IMPACT_BETA,
-    P_LATENCY_MEDIAN_S,
+    P_LATENCY_MEDIAN_BARS,
     P_LATENCY_SIGMA,
     P_MAX_PARTICIPATION,
     P_NOISE_BPS,
@@ -68,7 +67,7 @@ def validate_execution_config(config: ExecutionConfig) -> None:
 def execution_params(config: ExecutionConfig, bar_seconds: float) -> FloatArray:
     """The kernels' parameter vector (layout in :mod:`kernels.layout`)."""
     params = np.zeros(N_EXEC_PARAMS)
-    params[P_LATENCY_MEDIAN_S] = config.latency_median_ms / 1000.0
+    params[P_LATENCY_MEDIAN_BARS] = config.latency_median_ms / 1000.0 / bar_seconds
     params[P_LATENCY_SIGMA] = config.latency_sigma
     params[P_SPREAD_FLOOR_BPS] = config.spread_floor_bps
     params[P_SPREAD_VOL_MULT] = config.spread_vol_mult
@@ -79,7 +78,6 @@ def execution_params(config: ExecutionConfig, bar_seconds: float) -> FloatArray:
     params[P_FEE_BPS] = config.fee_bps
     params[P_FEE_PER_SHARE] = config.fee_per_share
     params[P_FEE_MIN] = config.fee_min
-    params[P_BAR_SECONDS] = bar_seconds
     params[P_USE_DATA_SPREAD] = 1.0 if config.use_data_spread else 0.0
     return params
 
