@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from ai_trading.errors import AiTradingError
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+SIGPIPE_EXIT = 128 + 13  # the status of a Unix tool stopped by SIGPIPE
 
 
 def _registrars() -> list[Registrar]:
@@ -45,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AiTradingError as exc:
         print(f"ai-trading {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of stdout went away (``ai-trading sim --json | head``): stop quietly,
+        # as Unix tools do. Stdout now points at /dev/null so that the flush at exit
+        # does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
 
 
 if __name__ == "__main__":

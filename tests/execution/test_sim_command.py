@@ -94,3 +94,15 @@ def test_equity_from_fills_matches_a_bar_by_bar_ledger() -> None:
     np.testing.assert_allclose(result.net, expected)
     costs = (11.1 - 11.0) * 5 + 1 + (22.0 - 21.9) * 2 + 1 + (9.0 - 8.9) * 5 + 1
     assert result.gross_pnl - result.net_pnl == pytest.approx(costs)
+
+
+def test_a_closed_stdout_stops_the_command_quietly(store_path: Path) -> None:
+    """``ai-trading sim --json | head -c 10``: the reader is gone before the summary is
+    written; the command exits with the SIGPIPE status and no traceback."""
+    command = [sys.executable, "-m", "ai_trading.cli", "sim", "--json", "--db", str(store_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 128 + 13, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err
