@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ai_trading.config import ExecutionConfig
+from ai_trading.errors import DataValidationError
 from ai_trading.execution.demo import DEMO_BOOK, demo_orders
 from ai_trading.execution.pnl import FillEquity, equity_from_fills
 from ai_trading.execution.simulator import ExecutionSimulator, SimExecutionResult
@@ -79,6 +80,8 @@ def plot_equity(panel: MarketPanel, equity: FillEquity, path: Path) -> None:
 
 def run_demo(panel: MarketPanel, config: ExecutionConfig) -> SimRun:
     """Demo strategy orders on ``panel``, filled by the simulator, turned into equity."""
+    if panel.n_bars == 0:
+        raise DataValidationError("the selected market data", None, "it holds no bars: choose other symbols or a wider start/end")
     orders = demo_orders(panel)
     simulator = ExecutionSimulator(config)
     start = time.perf_counter()

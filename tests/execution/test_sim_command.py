@@ -54,6 +54,11 @@ def test_unknown_symbol_is_a_clear_error(store_path: Path, capsys: pytest.Captur
     assert "NOPE" in capsys.readouterr().err
 
 
+def test_an_empty_date_range_is_a_clear_error(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--db", str(store_path), "--start", "2100-01-01"]) == 2
+    assert "holds no bars" in capsys.readouterr().err
+
+
 def test_out_writes_fills_orders_and_plot(store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     summary = run_json(capsys, "--db", str(store_path), "--out", str(tmp_path))
     fills = pq.read_table(tmp_path / "fills.parquet")
