@@ -41,6 +41,10 @@ class OrderValidationError(AiTradingError):
     """An order batch is malformed: negative quantity, unknown symbol, bad limit, ..."""
 
 
+class DatabaseUnavailable(AiTradingError):
+    """The OMS database cannot be reached or used (server down, login refused, unreadable file)."""
+
+
 class StoreNotMigrated(AiTradingError):
     """The database is not at the latest Alembic revision."""
 

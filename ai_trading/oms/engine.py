@@ -11,15 +11,17 @@ when it upgrades a read lock another process holds.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ai_trading.config import OmsConfig
-from ai_trading.errors import ConfigError, MissingDependencyError
+from ai_trading.errors import ConfigError, DatabaseUnavailable, MissingDependencyError
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -49,6 +51,17 @@ def create_oms_engine(config: OmsConfig) -> Engine:
     engine = create_engine(url)
     _configure_sqlite(engine, busy_timeout_ms=int(config.sqlite_busy_timeout_s * 1000))
     return engine
+
+
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """The driver's operational failures inside the block (server down, login refused,
+    unreadable file, lock timeout) as :class:`DatabaseUnavailable` naming the database."""
+    try:
+        yield
+    except OperationalError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseUnavailable(f"OMS database {where} is unavailable: {str(exc.orig).strip()}") from exc
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
