@@ -11,12 +11,10 @@ when it upgrades a read lock another process holds.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -53,12 +51,11 @@ def create_oms_engine(config: OmsConfig) -> Engine:
     return engine
 
 
-@contextmanager
-def database_errors(engine: Engine) -> Iterator[None]:
-    """The driver's operational failures inside the block (server down, login refused,
-    unreadable file, lock timeout) as :class:`DatabaseUnavailable` naming the database."""
+def connect(engine: Engine) -> Connection:
+    """A new connection of ``engine``; a database that cannot be reached (server down,
+    login refused, unreadable file) raises :class:`DatabaseUnavailable` naming it."""
     try:
-        yield
+        return engine.connect()
     except OperationalError as exc:
         where = engine.url.render_as_string(hide_password=True)
         raise DatabaseUnavailable(f"OMS database {where} is unavailable: {str(exc.orig).strip()}") from exc

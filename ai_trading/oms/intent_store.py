@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ai_trading.config import OmsConfig
 from ai_trading.errors import ConcurrencyConflict, IllegalTransition, IntentConflict, UnknownIntent
-from ai_trading.oms.engine import create_oms_engine
+from ai_trading.oms.engine import connect, create_oms_engine
 from ai_trading.oms.idempotency import is_client_order_id
 from ai_trading.oms.migrate import require_head
 from ai_trading.oms.models import (
@@ -378,7 +378,7 @@ class IntentStore:
         """This thread's connection inside one transaction (committed unless an error escapes)."""
         connection: Connection | None = getattr(self._local, "connection", None)
         if connection is None or connection.closed:
-            connection = self._engine.connect()
+            connection = connect(self._engine)
             self._local.connection = connection
             with self._connections_lock:
                 self._connections.append(connection)

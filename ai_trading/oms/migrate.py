@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from ai_trading.config import OmsConfig
 from ai_trading.errors import ConfigError, MigrationError, StoreNotMigrated
-from ai_trading.oms.engine import create_oms_engine, database_errors
+from ai_trading.oms.engine import connect, create_oms_engine
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def database_revision(config: OmsConfig) -> str | None:
     """The revision the database of ``config`` is at (None for an empty database)."""
     engine = create_oms_engine(config)
     try:
-        with database_errors(engine), engine.connect() as connection:
+        with connect(engine) as connection:
             return current_revision(connection)
     finally:
         engine.dispose()
@@ -75,7 +75,7 @@ def current_revision(connection: Connection) -> str | None:
 def require_head(engine: Engine) -> None:
     """Raise :class:`StoreNotMigrated` unless the database is at the head revision
     (:class:`DatabaseUnavailable` when it cannot be reached)."""
-    with database_errors(engine), engine.connect() as connection:
+    with connect(engine) as connection:
         current = current_revision(connection)
     head = head_revision()
     if current != head:
@@ -97,7 +97,7 @@ def downgrade(config: OmsConfig, revision: str) -> None:
 def _run(config: OmsConfig, revision: str, step: Callable[[Config, str], None]) -> None:
     engine = create_oms_engine(config)
     try:
-        with database_errors(engine), engine.begin() as connection:
+        with connect(engine) as connection, connection.begin():
             before = current_revision(connection)
             try:
                 step(alembic_config(connection), revision)
