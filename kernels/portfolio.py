@@ -27,7 +27,7 @@ from kernels.costs import fill_fee, impact_scale_bps, learned_spread, participat
 from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, price_at_cost
 from kernels.layout import C_IMPACT_ETA, P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
 from kernels.rng import STREAM_EXECUTION, normal_pair_at, order_key
-from kernels.vector_loop import VECTOR_LOOP
+from kernels.vector_loop import VECTOR_LOOP, choose
 
 # Per-bar outputs of simulate_portfolio (float64[N_BAR_STATS, T]) and portfolio_step ([N_BAR_STATS]).
 B_EQUITY = 0  # equity marked at the bar's close, after its fills
@@ -90,7 +90,7 @@ def mark_to_market(t: int, close: np.ndarray, valid: np.ndarray, positions: np.n
     value = 0.0
     gross = 0.0
     for s in range(positions.shape[0]):
-        mark = close[t, s] if valid[t, s] else marks[s]
+        mark = choose(valid[t, s], close[t, s], marks[s])
         marks[s] = mark
         worth = position_value(positions[s], mark)
         value += worth
@@ -158,10 +158,10 @@ def arrival_conditions(
             quoted = data_spread_bps[spread_row, s]
             half = 0.5 * spread_bps(reference, sigma, quoted, learned_spread(coefs, s), params)
             fixed_bps = half + size_free_slippage_bps(sigma, coefs, s) + noise_bps * noise_z
-            tradable = valid[t, s] and valid[a, s]
+            tradable = valid[t, s] & valid[a, s]  # both read: no branch to keep the loop scalar
             bar_volume = volume[a, s]
             out_reference[j, s] = reference
-            out_cap[j, s] = max_participation * bar_volume * (1.0 - frac) if tradable else 0.0
+            out_cap[j, s] = choose(tradable, max_participation * bar_volume * (1.0 - frac), 0.0)
             out_fixed_bps[j, s] = fixed_bps
             out_impact_bps[j, s] = impact_scale_bps(sigma, coefs, s)
             out_inv_volume[j, s] = 1.0 / bar_volume
@@ -305,19 +305,19 @@ def rebalance_symbols(
         impact = arrival[A_IMPACT_BPS, j, s] * power
         price = price_at_cost(side, reference, arrival[A_FIXED_BPS, j, s] + impact)
         # Untraded symbols may have NaN quantities and prices: select zeros before summing.
-        fee = max(fill_fee(price, qty, params), fee_min) if trade else 0.0
-        signed_qty = side * qty if trade else 0.0
-        notional = qty * price if trade else 0.0
-        slippage = price - reference if trade else 0.0
+        fee = choose(trade, max(fill_fee(price, qty, params), fee_min), 0.0)
+        signed_qty = choose(trade, side * qty, 0.0)
+        notional = choose(trade, qty * price, 0.0)
+        slippage = choose(trade, price - reference, 0.0)
         position = positions[s] + signed_qty
         positions[s] = position
         fill_qty[s] = signed_qty
-        fill_price[s] = price if trade else np.nan
+        fill_price[s] = choose(trade, price, np.nan)
         spent += side * notional + fee
         cost += signed_qty * slippage + fee
         fees += fee
         traded += notional
-        mark = close[a, s] if valid[a, s] else mark
+        mark = choose(valid[a, s], close[a, s], mark)
         marks[s] = mark
         worth = position_value(position, mark)
         value += worth
@@ -325,7 +325,7 @@ def rebalance_symbols(
         if learn:
             y = arrival[A_SLIP_Y, j, s] + coefs[C_IMPACT_ETA, s] * power
             quoted = data_spread_bps[spread_row, s]
-            ewma_observe(moments, s, power, y if trade else np.nan, quoted if trade else np.nan, decay)
+            ewma_observe(moments, s, power, choose(trade, y, np.nan), choose(trade, quoted, np.nan), decay)
     return spent, cost, fees, traded, value, gross
 
 

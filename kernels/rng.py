@@ -22,8 +22,7 @@ _GOLDEN = uint64(0x9E3779B97F4A7C15)
 _MIX1 = uint64(0xBF58476D1CE4E5B9)
 _MIX2 = uint64(0x94D049BB133111EB)
 _TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
-_TWO_POW_MINUS_32 = 1.0 / 4294967296.0
-_TWO_POW_MINUS_30 = 1.0 / 1073741824.0
+_ONE_BITS = uint64(0x3FF0000000000000)  # the float64 1.0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -56,6 +55,19 @@ def uniform(seed: np.uint64, order_id: int, bar: int, stream: int) -> float:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def open_unit(bits: np.uint64, n_bits: int) -> float:
+    """``(bits + 0.5) / 2**n_bits`` for ``bits < 2**n_bits``, ``n_bits <= 51``: a point of
+    the open interval (0, 1).
+
+    Computed exactly by placing the bits at the top of the mantissa of a float64 in
+    [1, 2) rather than by converting an integer: AVX2 has no conversion from unsigned or
+    64-bit integer lanes, and a loop that needs one converts lane by lane.
+    """
+    one_plus = np.uint64((bits << uint64(52 - n_bits)) | _ONE_BITS).view(np.float64)
+    return (one_plus - 1.0) + 0.5 ** (n_bits + 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def normal_pair(seed: np.uint64, order_id: int, bar: int, stream: int) -> tuple[float, float]:
     """Two independent standard normal draws for one key: :func:`normal_pair_at` of the
     order's key."""
@@ -73,10 +85,10 @@ def normal_pair_at(key: np.uint64, bar: int) -> tuple[float, float]:
     vectorise. The 32-bit ``u`` bounds ``|z|`` by 6.7.
     """
     h = splitmix64(key ^ uint64(bar))
-    u = (float(h >> uint64(32)) + 0.5) * _TWO_POW_MINUS_32
+    u = open_unit(h >> uint64(32), 32)
     radius = np.sqrt(-2.0 * log_positive(u))
     low = h & uint64(0xFFFFFFFF)
-    cos_angle, sin_angle = cos_sin_quarter_turn((float(low >> uint64(2)) + 0.5) * _TWO_POW_MINUS_30)
+    cos_angle, sin_angle = cos_sin_quarter_turn(open_unit(low >> uint64(2), 30))
     first = -radius * cos_angle if low & uint64(1) else radius * cos_angle
     second = -radius * sin_angle if low & uint64(2) else radius * sin_angle
     return first, second

@@ -32,6 +32,7 @@ _QUARTER_TURN = math.pi / 2.0
 _EXPONENT_BIAS = 1023
 _MANTISSA_MASK = (1 << 52) - 1
 _ONE_BITS = _EXPONENT_BIAS << 52
+_TWO_POW_52_PLUS_BIAS = float(2**52 + _EXPONENT_BIAS)
 _EXP_LIMIT = 700.0  # exp(700) ~ 1e304: below overflow, and 2**n stays a normal number
 
 
@@ -75,7 +76,11 @@ def exp_clamped(x: float) -> float:
     high = (1.0 / 40320.0 + r * (1.0 / 362880.0)) + r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0))
     top = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)  # 1/12!, 1/13!
     series = (low + r4 * mid) + r4 * r4 * (high + r4 * top)
-    return series * np.int64((np.int64(n) + _EXPONENT_BIAS) << 52).view(np.float64)
+    # 2**n from its exponent bits, without a float-to-integer conversion (AVX2 has none for
+    # 64-bit lanes, and a loop that needs one stays scalar): n + 2**52 + bias is an integer
+    # in [2**52, 2**53), whose low mantissa bits are n + bias; a shift by 52 keeps just them.
+    biased = np.float64(n + _TWO_POW_52_PLUS_BIAS).view(np.int64)
+    return series * np.int64(biased << 52).view(np.float64)
 
 
 @njit(cache=True, nogil=True, inline="always")

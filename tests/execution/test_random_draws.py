@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from numba import njit, uint64
 
 from kernels.costs import participation_power
-from kernels.rng import STREAM_EXECUTION, normal_pair
+from kernels.rng import STREAM_EXECUTION, normal_pair, open_unit
 from kernels.vecmath import cos_sin_quarter_turn, exp_clamped, log_positive
+from kernels.vector_loop import choose
 from tests.execution import reference
 
 ULP = 2.0**-52
@@ -66,6 +67,33 @@ def test_participation_power_matches_pow(participation: float, beta: float) -> N
     tolerance = 4 * ULP * (2.0 + abs(beta * math.log(participation)))
     assert abs(participation_power(participation, beta) - participation**beta) <= tolerance * participation**beta
     assert participation_power(0.0, beta) == 0.0**beta
+
+
+@njit(cache=True)
+def _open_unit(bits: np.uint64, n_bits: int) -> float:
+    return open_unit(bits, n_bits)
+
+
+@settings(deadline=None)  # the first example compiles
+@given(st.sampled_from([30, 32]).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, 2**n - 1))))
+def test_open_unit_is_the_exact_midpoint_of_its_bits(case: tuple[int, int]) -> None:
+    n_bits, bits = case
+    u = _open_unit(np.uint64(bits), n_bits)
+    assert u == (bits + 0.5) / 2.0**n_bits  # exact: both sides need at most n_bits + 1 bits
+    assert 0.0 < u < 1.0
+
+
+@njit(cache=True)
+def _choose(condition: bool, value: float, otherwise: float) -> float:
+    return choose(condition, value, otherwise)
+
+
+@settings(deadline=None)  # the first example compiles
+@given(st.booleans(), st.floats(), st.floats())
+def test_choose_picks_by_the_condition(condition: bool, value: float, otherwise: float) -> None:
+    got = _choose(condition, value, otherwise)
+    expected = value if condition else otherwise
+    assert got == expected or (math.isnan(got) and math.isnan(expected))
 
 
 @settings(max_examples=100, deadline=None)
