@@ -11,12 +11,14 @@ when it upgrades a read lock another process holds.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from ai_trading.config import OmsConfig
 from ai_trading.errors import ConfigError, DatabaseUnavailable, MissingDependencyError
@@ -57,8 +59,29 @@ def connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
     except OperationalError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        raise DatabaseUnavailable(f"OMS database {where} is unavailable: {str(exc.orig).strip()}") from exc
+        raise DatabaseUnavailable(f"OMS database {_name(engine)} is unavailable: {str(exc.orig).strip()}") from exc
+
+
+@contextmanager
+def transaction(connection: Connection) -> Iterator[Connection]:
+    """``connection.begin()``, committed unless an error escapes. Losing the connection
+    inside it (the server restarted, or ended the session) raises
+    :class:`DatabaseUnavailable`: SQLAlchemy has invalidated the connection, and its next
+    use connects again. Other database errors pass through unchanged."""
+    try:
+        with connection.begin():
+            yield connection
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise DatabaseUnavailable(
+            f"lost the connection to OMS database {_name(connection.engine)} during a transaction: "
+            f"{str(exc.orig).strip()}; the next call connects again"
+        ) from exc
+
+
+def _name(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ai_trading.config import OmsConfig
 from ai_trading.errors import ConcurrencyConflict, IllegalTransition, IntentConflict, UnknownIntent
-from ai_trading.oms.engine import connect, create_oms_engine
+from ai_trading.oms.engine import connect, create_oms_engine, transaction
 from ai_trading.oms.idempotency import is_client_order_id
 from ai_trading.oms.migrate import require_head
 from ai_trading.oms.models import (
@@ -375,15 +375,28 @@ class IntentStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        """This thread's connection inside one transaction (committed unless an error escapes)."""
+        """This thread's connection inside one transaction (committed unless an error escapes).
+
+        A connection lost in an earlier transaction is replaced through :func:`connect`,
+        so that a database still down reads as :class:`DatabaseUnavailable` here too."""
         connection: Connection | None = getattr(self._local, "connection", None)
-        if connection is None or connection.closed:
+        if connection is not None and (connection.closed or connection.invalidated):
+            self._forget(connection)
+            connection = None
+        if connection is None:
             connection = connect(self._engine)
             self._local.connection = connection
             with self._connections_lock:
                 self._connections.append(connection)
-        with connection.begin():
+        with transaction(connection):
             yield connection
+
+    def _forget(self, connection: Connection) -> None:
+        """Close this thread's ``connection`` and drop it from the store."""
+        self._local.connection = None
+        connection.close()
+        with self._connections_lock:
+            self._connections.remove(connection)
 
     def _rows(self, query: Select[Any]) -> list[Row[Any]]:
         with self._transaction() as connection:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from ai_trading.config import OmsConfig
 from ai_trading.errors import ConfigError, MigrationError, StoreNotMigrated
-from ai_trading.oms.engine import connect, create_oms_engine
+from ai_trading.oms.engine import connect, create_oms_engine, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def downgrade(config: OmsConfig, revision: str) -> None:
 def _run(config: OmsConfig, revision: str, step: Callable[[Config, str], None]) -> None:
     engine = create_oms_engine(config)
     try:
-        with connect(engine) as connection, connection.begin():
+        with connect(engine) as connection, transaction(connection):
             before = current_revision(connection)
             try:
                 step(alembic_config(connection), revision)
