@@ -18,6 +18,8 @@ from ai_trading.errors import AiTradingError
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 SIGPIPE_EXIT = 128 + 13  # the status of a Unix tool stopped by SIGPIPE
 
+logger = logging.getLogger(__name__)
+
 
 def _registrars() -> list[Registrar]:
     from ai_trading import commands
@@ -53,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return SIGPIPE_EXIT
+    except OSError as exc:
+        # The system refused a file operation (a directory that cannot be created, no
+        # permission, a full disk): its message names the path. -vv logs the traceback.
+        logger.debug("CLI_OS_ERROR", exc_info=True)
+        print(f"ai-trading {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -68,6 +68,15 @@ def test_out_writes_fills_orders_and_plot(store_path: Path, tmp_path: Path, caps
     assert (tmp_path / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_unwritable_out_directory_is_a_clear_error(store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["sim", "--db", str(store_path), "--out", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ai-trading sim: error: ") and str(blocker / "out") in err and "Traceback" not in err
+    assert blocker.read_text() == "not a directory"
+
+
 @pytest.mark.slow
 def test_second_start_does_not_recompile_kernels(store_path: Path) -> None:
     env = {**os.environ, "NUMBA_DEBUG_CACHE": "1"}
