@@ -89,7 +89,7 @@ def _ingest(args: argparse.Namespace) -> int:
     with MarketDataStore(config.db_path) as store:
         report = store.ingest(args.files, symbol=args.symbol)
     print(
-        f"{report.rows} bars of {', '.join(report.symbols)} from {len(report.sources)} file(s) written to "
+        f"{report.rows} bars of {', '.join(report.symbols) or 'no symbol'} from {len(report.sources)} file(s) written to "
         f"{config.db_path}: {report.inserted} new, {report.replaced} replaced"
     )
     return 0

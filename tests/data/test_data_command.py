@@ -52,6 +52,12 @@ def test_bad_file_fails_with_the_rule_and_writes_nothing(tmp_path: Path, capsys:
         assert store.row_count() == 0
 
 
+def test_a_file_with_only_a_header_writes_nothing_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "header.csv").write_text(GOOD_CSV.splitlines()[0] + "\n")
+    code, out, _ = run(capsys, "ingest", str(tmp_path / "header.csv"), "--symbol", "X", "--db", str(tmp_path / "bars.duckdb"))
+    assert code == 0 and out.startswith("0 bars of no symbol from 1 file(s)") and "0 new, 0 replaced" in out
+
+
 def test_info_fills_an_empty_store_with_the_builtin_set(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AI_TRADING_DATA_DB", str(tmp_path / "env.duckdb"))
     monkeypatch.setenv("AI_TRADING_DATA__SYNTHETIC_SYMBOLS", "4")
