@@ -26,7 +26,7 @@ from kernels.cost_model import ewma_observe, moment_rows, slippage_y
 from kernels.costs import fill_fee, impact_scale_bps, learned_spread, participation_power, size_free_slippage_bps, spread_bps
 from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, price_at_cost
 from kernels.layout import C_IMPACT_ETA, P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
-from kernels.rng import STREAM_EXECUTION, normal_pair_at, order_key
+from kernels.rng import STREAM_EXECUTION, box_muller_pair, box_muller_radius, box_muller_uniforms, order_key
 from kernels.vector_loop import VECTOR_LOOP, choose
 
 # Per-bar outputs of simulate_portfolio (float64[N_BAR_STATS, T]) and portfolio_step ([N_BAR_STATS]).
@@ -146,10 +146,16 @@ def arrival_conditions(
         t = first + j
         a = t + 1
         spread_row = quoted_spread_row(data_spread_bps, close, a)
-        # The draws first, parked in the planes they end up in: in a loop of their own,
-        # consecutive symbols' long chains (hash, log, sqrt, sincos) overlap in the core.
+        # The draws first, parked in the planes they end up in (the latency normal in
+        # out_reference, the noise normal in out_fixed_bps, the sign bits in out_cap):
+        # in loops of their own, consecutive symbols' long chains (hash, log, sqrt,
+        # sincos) overlap in the core, one stage of normal_pair_at per loop.
         for s in range(n_symbols):
-            out_reference[j, s], out_fixed_bps[j, s] = normal_pair_at(order_keys[s], a)
+            out_reference[j, s], out_fixed_bps[j, s], out_cap[j, s] = box_muller_uniforms(order_keys[s], a)
+        for s in range(n_symbols):
+            out_reference[j, s] = box_muller_radius(out_reference[j, s])
+        for s in range(n_symbols):
+            out_reference[j, s], out_fixed_bps[j, s] = box_muller_pair(out_reference[j, s], out_fixed_bps[j, s], out_cap[j, s])
         for s in range(n_symbols):
             noise_z = out_fixed_bps[j, s]
             frac = min(latency_bars(out_reference[j, s], params), 1.0)

@@ -83,12 +83,37 @@ def normal_pair_at(key: np.uint64, bar: int) -> tuple[float, float]:
     its low 32 bits, 30 give an angle in the first quadrant and two the signs of the
     pair, which makes the angle uniform on the circle. Branch-free, so loops over symbols
     vectorise. The 32-bit ``u`` bounds ``|z|`` by 6.7.
+
+    Its three stages are functions of their own: a loop over many keys runs each stage
+    in a loop of its own, whose fewer live constants fit the registers of an AVX2 CPU.
     """
+    u, fraction, signs = box_muller_uniforms(key, bar)
+    return box_muller_pair(box_muller_radius(u), fraction, signs)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def box_muller_uniforms(key: np.uint64, bar: int) -> tuple[float, float, float]:
+    """Stage 1 of :func:`normal_pair_at`: the radius uniform ``u``, the angle's fraction
+    of a quarter turn, and the two sign bits, carried as the float64 ``1 + bits * 2**-52``
+    so that all three can wait in float64 arrays for the next stage."""
     h = splitmix64(key ^ uint64(bar))
-    u = open_unit(h >> uint64(32), 32)
-    radius = np.sqrt(-2.0 * log_positive(u))
     low = h & uint64(0xFFFFFFFF)
-    cos_angle, sin_angle = cos_sin_quarter_turn(open_unit(low >> uint64(2), 30))
-    first = -radius * cos_angle if low & uint64(1) else radius * cos_angle
-    second = -radius * sin_angle if low & uint64(2) else radius * sin_angle
+    signs = np.uint64((low & uint64(3)) | _ONE_BITS).view(np.float64)
+    return open_unit(h >> uint64(32), 32), open_unit(low >> uint64(2), 30), signs
+
+
+@njit(cache=True, nogil=True, inline="always")
+def box_muller_radius(u: float) -> float:
+    """Stage 2 of :func:`normal_pair_at`: ``sqrt(-2 log u)``."""
+    return np.sqrt(-2.0 * log_positive(u))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def box_muller_pair(radius: float, fraction: float, signs: float) -> tuple[float, float]:
+    """Stage 3 of :func:`normal_pair_at`: the pair at ``radius`` and the angle of
+    ``fraction`` of a quarter turn, signed by ``signs`` (from :func:`box_muller_uniforms`)."""
+    bits = np.float64(signs).view(np.uint64)
+    cos_angle, sin_angle = cos_sin_quarter_turn(fraction)
+    first = -radius * cos_angle if bits & uint64(1) else radius * cos_angle
+    second = -radius * sin_angle if bits & uint64(2) else radius * sin_angle
     return first, second
