@@ -38,7 +38,6 @@ class NoAliasCompiler(Compiler):
 VECTOR_LOOP = {"error_model": "numpy", "fastmath": {"contract", "reassoc"}, "_nrt": False, "pipeline_class": NoAliasCompiler}
 
 
-
 @intrinsic
 def choose(typingctx: Any, condition: types.Type, value: types.Type, otherwise: types.Type) -> tuple | None:
     """``value if condition else otherwise`` as one LLVM ``select``, both values computed.
