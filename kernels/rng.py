@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from kernels.vecmath import cos_sin_quarter_turn, log_positive
+from kernels.vecmath import ONE_BITS, cos_sin_quarter_turn, log_positive
 
 STREAM_EXECUTION = 0
 
@@ -22,7 +22,7 @@ _GOLDEN = uint64(0x9E3779B97F4A7C15)
 _MIX1 = uint64(0xBF58476D1CE4E5B9)
 _MIX2 = uint64(0x94D049BB133111EB)
 _TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
-_ONE_BITS = uint64(0x3FF0000000000000)  # the float64 1.0
+_ONE_BITS = uint64(ONE_BITS)
 
 
 @njit(cache=True, nogil=True, inline="always")

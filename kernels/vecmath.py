@@ -31,7 +31,7 @@ _SQRT_HALF = math.sqrt(0.5)
 _QUARTER_TURN = math.pi / 2.0
 _EXPONENT_BIAS = 1023
 _MANTISSA_MASK = (1 << 52) - 1
-_ONE_BITS = _EXPONENT_BIAS << 52
+ONE_BITS = _EXPONENT_BIAS << 52  # the bits of the float64 1.0
 _TWO_POW_52_PLUS_BIAS = float(2**52 + _EXPONENT_BIAS)
 _EXP_LIMIT = 700.0  # exp(700) ~ 1e304: below overflow, and 2**n stays a normal number
 
@@ -45,7 +45,7 @@ def log_positive(x: float) -> float:
     """
     bits = np.float64(x).view(np.int64)
     exponent = (bits >> 52) - _EXPONENT_BIAS
-    mantissa = np.int64((bits & _MANTISSA_MASK) | _ONE_BITS).view(np.float64)
+    mantissa = np.int64((bits & _MANTISSA_MASK) | ONE_BITS).view(np.float64)
     high = mantissa > _SQRT2
     mantissa = mantissa * 0.5 if high else mantissa
     exponent = exponent + 1 if high else exponent
