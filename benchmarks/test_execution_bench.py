@@ -12,7 +12,7 @@ from ai_trading.execution.portfolio import PortfolioSimulator
 from ai_trading.execution.simulator import ExecutionSimulator
 from ai_trading.types import MarketPanel, OrderBatch
 from benchmarks.baselines import ewma_update_python, portfolio_numpy, volatility_numpy
-from kernels.cost_model import ewma_update
+from kernels.cost_model import ewma_update, zeros_cost_rows
 from kernels.layout import N_COST_STATE
 from tests.execution import reference
 
@@ -66,7 +66,7 @@ def test_ewma_cost_model_update(throughput) -> None:
     x = rng.uniform(0, 0.5, n_fills)
     y = rng.normal(0.1, 0.05, n_fills)
     spread = rng.uniform(1, 20, n_fills)
-    state = np.zeros((n_symbols, N_COST_STATE))
+    state = zeros_cost_rows(n_symbols)
     ewma_update(state, symbol[:10], x[:10], y[:10], spread[:10], 0.99)
     baseline_n = 200_000
     baseline_state = np.zeros((n_symbols, N_COST_STATE))

@@ -1,9 +1,9 @@
 """Per-symbol EWMA cost-model kernels: learn from fills, produce pricing coefficients.
 
-State is ``float64[S, N_COST_STATE]`` (one row per symbol, layout in :mod:`kernels.layout`):
-exponentially weighted sums ``sum_k lambda**age_k * v_k`` of each moment and of the
-weights themselves, so means are ``M / W`` (bias-corrected EWMA) and ``W`` counts the
-effective number of observations.
+State is ``float64[S, COST_ROW_WIDTH]`` (one row per symbol, the moments in the columns
+of :mod:`kernels.layout`, allocated by :func:`zeros_cost_rows`): exponentially weighted
+sums ``sum_k lambda**age_k * v_k`` of each moment and of the weights themselves, so means
+are ``M / W`` (bias-corrected EWMA) and ``W`` counts the effective number of observations.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from numba import njit, uint64
 
 from kernels.costs import learned_spread, participation_power, slippage_bps, spread_bps
 from kernels.layout import (
+    COST_ROW_WIDTH,
     C_IMPACT_ETA,
     C_SLIP_BASE_BPS,
     C_SLIP_VOL_COEF,
@@ -25,7 +26,7 @@ from kernels.layout import (
     M_XY,
     M_Y,
 )
-from kernels.vector_loop import VECTOR_LOOP, choose
+from kernels.vector_loop import VECTOR_LOOP, choose, multiply_add, multiply_add_lanes
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -67,7 +68,7 @@ def fill_observations(
 
 @njit(cache=True, nogil=True, inline="always")
 def moment_columns(state: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The moments of symbol-major state ``[S, N_COST_STATE]`` as one view per moment."""
+    """The moments of symbol-major state ``[S, COST_ROW_WIDTH]`` as one view per moment."""
     return (state[:, 0], state[:, 1], state[:, 2], state[:, 3], state[:, 4], state[:, 5], state[:, 6])
 
 
@@ -80,14 +81,15 @@ def moment_rows(state: np.ndarray) -> tuple[np.ndarray, ...]:
 
 @njit(cache=True, nogil=True, inline="always")
 def ewma_fold(moment: np.ndarray, s: int, value: float, observed: bool, decay: float) -> None:
-    """``moment[s] <- decay * moment[s] + value`` when observed.
+    """``moment[s] <- decay * moment[s] + value`` when observed, rounded once as
+    :func:`ewma_observe_row` rounds it.
 
     Stored either way, so that a loop over symbols stores unconditionally. Not observed,
     the value stored is ``previous + 0.0``, not the loaded value itself: LLVM turns a
     store of a choice between a new value and the one loaded from the same place into
     a masked store, which AMD CPUs execute in microcode, several times slower."""
     previous = moment[s]
-    moment[s] = choose(observed, decay * previous + value, previous + 0.0)
+    moment[s] = choose(observed, multiply_add(previous, decay, value), previous + 0.0)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -106,14 +108,44 @@ def ewma_observe(moments: tuple[np.ndarray, ...], s: int, x: float, y: float, sp
     ewma_fold(moments[M_SPREAD], s, spread_bps, quoted, decay)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def ewma_observe_row(flat_state: np.ndarray, s: int, x: float, y: float, spread_bps: float, decay: float) -> None:
+    """:func:`ewma_observe` of an observation with both ``y`` and the spread present, into
+    row ``s`` of symbol-major state (flattened): every moment, in ``M_*`` order, and the
+    unused lane (which stays 0) in one vector multiply-add."""
+    values = (1.0, x, y, x * x, x * y, 1.0, spread_bps, 0.0)
+    multiply_add_lanes(flat_state, uint64(s) * uint64(COST_ROW_WIDTH), decay, values)
+
+
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
 def ewma_update(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndarray, spread_bps: np.ndarray, decay: float) -> None:
-    """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``).
-    ``symbol`` must index rows of ``state`` (the wrapper checks): it is read as unsigned,
-    which spares every access the fix-up a signed index gets for counting from the end."""
+    """Fold observations, in order, into the per-symbol EWMA sums (in place on ``state``,
+    C-contiguous ``[S, COST_ROW_WIDTH]``). ``symbol`` must index rows of ``state`` (the
+    wrapper checks): it is read as unsigned, which spares every access the fix-up a signed
+    index gets for counting from the end.
+
+    An observation with ``y`` and the spread updates its row in one vector operation;
+    one without either folds moment by moment, to the same sums."""
     moments = moment_columns(state)
+    flat_state = state.reshape(-1)
     for k in range(symbol.shape[0]):
-        ewma_observe(moments, uint64(symbol[k]), x[k], y[k], spread_bps[k], decay)
+        s = uint64(symbol[k])
+        y_k = y[k]
+        spread_k = spread_bps[k]
+        if y_k == y_k and spread_k == spread_k:
+            ewma_observe_row(flat_state, s, x[k], y_k, spread_k, decay)
+        else:
+            ewma_observe(moments, s, x[k], y_k, spread_k, decay)
+
+
+def zeros_cost_rows(n_symbols: int) -> np.ndarray:
+    """Zero EWMA state for ``n_symbols``, ``float64[n_symbols, COST_ROW_WIDTH]``, starting
+    on a 64-byte boundary so that each row is one cache line: a vector update of a row
+    that straddles two lines costs :func:`ewma_update` a fifth of its speed."""
+    line = 64 // np.dtype(np.float64).itemsize
+    buffer = np.zeros(n_symbols * COST_ROW_WIDTH + line)
+    start = (-buffer.ctypes.data % 64) // buffer.itemsize
+    return buffer[start : start + n_symbols * COST_ROW_WIDTH].reshape(n_symbols, COST_ROW_WIDTH)
 
 
 @njit(cache=True, nogil=True)

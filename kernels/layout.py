@@ -36,8 +36,8 @@ S_UNFILLED = 2  # live for its whole time in force, nothing filled, canceled
 S_NO_MARKET = 3  # never reached a tradable bar (data ended or symbol halted)
 S_NO_DECISION_PRICE = 4  # decision bar missing: no decision price, order rejected
 
-# EWMA cost-model state per symbol (float64[S, N_COST_STATE]); moments are exponentially
-# weighted sums, divided by their weight W at prediction (bias correction).
+# EWMA cost-model moments (N_COST_STATE of them per symbol); exponentially weighted
+# sums, divided by their weight W at prediction (bias correction).
 M_WEIGHT = 0  # sum of weights of slippage observations
 M_X = 1  # x = participation**beta
 M_Y = 2  # y = (cost_bps - half_spread_bps) / sigma_bps: volatility-normalised slippage
@@ -46,3 +46,6 @@ M_XY = 4
 M_SPREAD_WEIGHT = 5  # sum of weights of spread observations
 M_SPREAD = 6  # spread bps
 N_COST_STATE = 7
+# The cost model keeps them symbol-major, float64[S, COST_ROW_WIDTH]: the moments and one
+# unused lane, so that a symbol's row is one 64-byte cache line and one 8-lane vector.
+COST_ROW_WIDTH = 8

@@ -10,14 +10,17 @@ Contract: an array a ``VECTOR_LOOP`` kernel writes is never passed to it a secon
 or overlapping another of its arguments. The wrappers allocate every output and scratch
 array themselves; inputs may be shared freely as long as they are only read.
 
-Inside such loops, :func:`choose` picks between two computed values without a branch.
+Inside such loops, :func:`choose` picks between two computed values without a branch;
+:func:`multiply_add_lanes` updates a short run of consecutive elements in one vector
+operation.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from numba.core import types
+from llvmlite import ir
+from numba.core import cgutils, types
 from numba.core.compiler import Compiler
 from numba.extending import intrinsic
 
@@ -55,3 +58,55 @@ def choose(typingctx: Any, condition: types.Type, value: types.Type, otherwise: 
         return builder.select(*args)
 
     return types.float64(condition, value, otherwise), codegen
+
+
+@intrinsic
+def multiply_add(typingctx: Any, a: types.Type, b: types.Type, c: types.Type) -> tuple | None:
+    """``a * b + c`` rounded once (LLVM ``fma``), whatever the contraction flags: code
+    that must round exactly like :func:`multiply_add_lanes` uses it."""
+    if not a == b == c == types.float64:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: tuple) -> Any:
+        double = ir.DoubleType()
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(double, [double] * 3), "llvm.fma.f64")
+        return builder.call(fma, list(args))
+
+    return types.float64(a, b, c), codegen
+
+
+@intrinsic
+def multiply_add_lanes(typingctx: Any, array: types.Type, offset: types.Type, factor: types.Type, addends: types.Type) -> tuple | None:
+    """``array[offset + i] = array[offset + i] * factor + addends[i]`` for every ``i`` of
+    the tuple ``addends``, as one vector ``fma``: one load, one multiply-add and one
+    store for the whole run of elements, each rounded as :func:`multiply_add` rounds it.
+
+    Numba compiles such straight-line code to one scalar operation per element (it keeps
+    LLVM's SLP vectoriser, which would merge them, switched off), and a kernel that
+    updates a short row at a random place per item spends its time on them. The caller
+    keeps ``offset + len(addends)`` within ``array`` (C-contiguous, one dimension).
+    """
+    if not (
+        isinstance(array, types.Array) and array.dtype == types.float64 and array.ndim == 1 and array.layout == "C"
+        and isinstance(offset, types.Integer) and factor == types.float64
+        and isinstance(addends, types.UniTuple) and addends.dtype == types.float64
+    ):  # fmt: skip
+        return None
+    lanes = addends.count
+
+    def codegen(context: Any, builder: Any, signature: Any, args: tuple) -> Any:
+        data, start, scale, values = args
+        vector = ir.VectorType(ir.DoubleType(), lanes)
+        addend = ir.Constant(vector, ir.Undefined)
+        factors = ir.Constant(vector, ir.Undefined)
+        for i in range(lanes):
+            lane = ir.Constant(ir.IntType(32), i)
+            addend = builder.insert_element(addend, builder.extract_value(values, i), lane)
+            factors = builder.insert_element(factors, scale, lane)
+        base = context.make_array(signature.args[0])(context, builder, data).data
+        pointer = builder.bitcast(builder.gep(base, [start]), vector.as_pointer())
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{lanes}f64")
+        builder.store(builder.call(fma, [builder.load(pointer, align=8), factors, addend]), pointer, align=8)
+        return context.get_dummy_value()
+
+    return types.void(array, offset, factor, addends), codegen

@@ -25,7 +25,7 @@ from ai_trading.config import CostModelConfig, ExecutionConfig
 from ai_trading.errors import ConfigError, DataValidationError, UnknownSymbolError
 from ai_trading.execution.parameters import configured_coefs, execution_params
 from ai_trading.types import FillBatch, FloatArray
-from kernels.cost_model import estimate_coefs, ewma_update, fill_observations, predict_cost_bps
+from kernels.cost_model import estimate_coefs, ewma_update, fill_observations, predict_cost_bps, zeros_cost_rows
 from kernels.layout import (
     M_SPREAD,
     M_SPREAD_WEIGHT,
@@ -66,7 +66,7 @@ class CostModel:
         self.execution = execution
         self.decay = 0.5 ** (1.0 / config.halflife_fills)
         self._index: dict[str, int] = {}
-        self._state = np.zeros((0, N_COST_STATE))
+        self._state = zeros_cost_rows(0)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -78,7 +78,9 @@ class CostModel:
         if new:
             for name in new:
                 self._index[name] = len(self._index)
-            self._state = np.vstack([self._state, np.zeros((len(new), N_COST_STATE))])
+            grown = zeros_cost_rows(len(self._index))
+            grown[: len(self._state)] = self._state
+            self._state = grown
         return np.array([self._index[s] for s in symbols], dtype=np.int64)
 
     def update(self, fills: FillBatch, symbols: Sequence[str]) -> None:
@@ -99,14 +101,15 @@ class CostModel:
         log.debug("COST_MODEL_UPDATED", extra={"fills": len(fills), "symbols": len(self._index)})
 
     def state_rows(self, symbols: Sequence[str]) -> FloatArray:
-        """A contiguous copy of the EWMA state rows of ``symbols`` for a fused kernel."""
+        """A contiguous copy of the EWMA moments of ``symbols``, ``[S, N_COST_STATE]``, for
+        a fused kernel."""
         rows = self._rows(symbols)
-        return np.ascontiguousarray(self._state[rows])
+        return np.ascontiguousarray(self._state[rows, :N_COST_STATE])
 
     def store_rows(self, symbols: Sequence[str], rows: FloatArray) -> None:
-        """Write back state rows that a fused kernel updated (see :meth:`state_rows`)."""
+        """Write back moments that a fused kernel updated (see :meth:`state_rows`)."""
         index = self._rows(symbols)
-        self._state[index] = rows
+        self._state[index, :N_COST_STATE] = rows
 
     def effective_observations(self, symbol: str) -> float:
         if symbol not in self._index:
@@ -198,7 +201,7 @@ class CostModel:
             )
         model = cls(config, execution)
         model._index = {str(s): i for i, s in enumerate(table.column("symbol").to_pylist())}
-        model._state = np.zeros((len(model._index), N_COST_STATE))
+        model._state = zeros_cost_rows(len(model._index))
         for name, j in STATE_COLUMNS.items():
             model._state[:, j] = table.column(name).to_numpy()
         return model

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit, uint64
 
 from ai_trading.config import CostModelConfig, ExecutionConfig
 from ai_trading.errors import ConfigError, DataValidationError, UnknownSymbolError
 from ai_trading.execution.cost_model import STATE_COLUMNS, CostModel
 from ai_trading.types import FillBatch
-from kernels.layout import C_IMPACT_ETA, C_SLIP_VOL_COEF, C_SPREAD_BPS
+from kernels.cost_model import ewma_observe, ewma_update, moment_columns, zeros_cost_rows
+from kernels.layout import C_IMPACT_ETA, C_SLIP_VOL_COEF, C_SPREAD_BPS, COST_ROW_WIDTH, N_COST_STATE
 
 EXECUTION = ExecutionConfig()
 
@@ -52,6 +54,61 @@ def test_ewma_sums_match_reference(n: int, halflife: float, seed: int) -> None:
     state = model.state_rows(["X"])[0]
     for name, column in STATE_COLUMNS.items():
         assert state[column] == pytest.approx(expected[name], rel=1e-9, abs=1e-12)
+
+
+@njit(cache=True)
+def _fold_moment_by_moment(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndarray, spread: np.ndarray, decay: float) -> None:
+    moments = moment_columns(state)
+    for k in range(symbol.shape[0]):
+        ewma_observe(moments, uint64(symbol[k]), x[k], y[k], spread[k], decay)
+
+
+def python_ewma(n_symbols: int, symbol: np.ndarray, x: np.ndarray, y: np.ndarray, spread: np.ndarray, decay: float) -> np.ndarray:
+    """The EWMA sums by their definition: a moment decays and adds only when observed."""
+    state = np.zeros((n_symbols, N_COST_STATE))
+    for k, s in enumerate(symbol):
+        if not np.isnan(y[k]):
+            for column, value in ((0, 1.0), (1, x[k]), (2, y[k]), (3, x[k] * x[k]), (4, x[k] * y[k])):
+                state[s, column] = decay * state[s, column] + value
+        if not np.isnan(spread[k]):
+            for column, value in ((5, 1.0), (6, spread[k])):
+                state[s, column] = decay * state[s, column] + value
+    return state
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.integers(1, 6), st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 2**32 - 1))
+def test_ewma_update_folds_rows_like_moments(n: int, n_symbols: int, missing_y: float, missing_spread: float, seed: int) -> None:
+    """Observations with y and spread take the one-vector row update, the others the
+    per-moment folds: both must give the sums of the definition, and the same bits."""
+    rng = np.random.default_rng(seed)
+    symbol = rng.integers(0, n_symbols, n)
+    x = rng.uniform(0.0, 0.5, n)
+    y = np.where(rng.uniform(size=n) < missing_y, np.nan, rng.normal(0.1, 0.05, n))
+    spread = np.where(rng.uniform(size=n) < missing_spread, np.nan, rng.uniform(1.0, 20.0, n))
+    by_rows = zeros_cost_rows(n_symbols)
+    ewma_update(by_rows, symbol, x, y, spread, 0.97)
+    by_moments = zeros_cost_rows(n_symbols)
+    _fold_moment_by_moment(by_moments, symbol, x, y, spread, 0.97)
+    np.testing.assert_array_equal(by_rows, by_moments)
+    np.testing.assert_allclose(by_rows[:, :N_COST_STATE], python_ewma(n_symbols, symbol, x, y, spread, 0.97), rtol=1e-12)
+    assert not by_rows[:, N_COST_STATE:].any()
+    again = zeros_cost_rows(n_symbols)
+    ewma_update(again, symbol, x, y, spread, 0.97)
+    np.testing.assert_array_equal(again, by_rows)
+
+
+def test_state_rows_start_on_cache_lines_as_symbols_are_added() -> None:
+    for n in range(10):
+        rows = zeros_cost_rows(n)
+        assert rows.shape == (n, COST_ROW_WIDTH) and rows.ctypes.data % 64 == 0 and not rows.any()
+    model = CostModel(CostModelConfig(), EXECUTION)
+    model.update(synthetic_fills(20, 0, 0.1, 1.0, 3.0), ["A"])
+    before = model.state_rows(["A"])
+    model.update(synthetic_fills(20, 1, 0.1, 1.0, 3.0), ["A", "B", "C"])
+    np.testing.assert_array_equal(model.state_rows(["A"]), before)
+    assert model.state_rows(["A", "B", "C"]).shape == (3, N_COST_STATE)
+    assert model._state.ctypes.data % 64 == 0  # the speed of update() depends on it; nothing public shows it
 
 
 def test_recovers_the_parameters_that_generated_the_fills() -> None:

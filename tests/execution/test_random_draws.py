@@ -12,7 +12,6 @@ from numba import njit, uint64
 from kernels.costs import participation_power
 from kernels.rng import STREAM_EXECUTION, normal_pair, open_unit
 from kernels.vecmath import cos_sin_quarter_turn, exp_clamped, log_positive
-from kernels.vector_loop import choose
 from tests.execution import reference
 
 ULP = 2.0**-52
@@ -81,19 +80,6 @@ def test_open_unit_is_the_exact_midpoint_of_its_bits(case: tuple[int, int]) -> N
     u = _open_unit(np.uint64(bits), n_bits)
     assert u == (bits + 0.5) / 2.0**n_bits  # exact: both sides need at most n_bits + 1 bits
     assert 0.0 < u < 1.0
-
-
-@njit(cache=True)
-def _choose(condition: bool, value: float, otherwise: float) -> float:
-    return choose(condition, value, otherwise)
-
-
-@settings(deadline=None)  # the first example compiles
-@given(st.booleans(), st.floats(), st.floats())
-def test_choose_picks_by_the_condition(condition: bool, value: float, otherwise: float) -> None:
-    got = _choose(condition, value, otherwise)
-    expected = value if condition else otherwise
-    assert got == expected or (math.isnan(got) and math.isnan(expected))
 
 
 @settings(max_examples=100, deadline=None)
