@@ -99,7 +99,8 @@ def test_ewma_update_folds_rows_like_moments(n: int, n_symbols: int, missing_y: 
 
 
 def test_state_rows_start_on_cache_lines_as_symbols_are_added() -> None:
-    for n in range(10):
+    assert zeros_cost_rows(0).shape == (0, COST_ROW_WIDTH)
+    for n in range(1, 10):
         rows = zeros_cost_rows(n)
         assert rows.shape == (n, COST_ROW_WIDTH) and rows.ctypes.data % 64 == 0 and not rows.any()
     model = CostModel(CostModelConfig(), EXECUTION)
