@@ -427,6 +427,21 @@ def override(config: AppConfig, section: str, **values: Any) -> AppConfig:
     return replace(config, **{section: replace(getattr(config, section), **changes)})
 
 
+def _setting_spelled_with_one_underscore(name: str) -> str | None:
+    """``AI_TRADING_<SECTION>__<FIELD>`` when ``name`` is that setting's variable with one
+    underscore after the section (``AI_TRADING_EXECUTION_FEE_BPS``), which would otherwise
+    be ignored without a word; None for any other name."""
+    if not name.startswith(ENV_PREFIX):
+        return None
+    rest = name[len(ENV_PREFIX):].lower()
+    defaults = AppConfig()
+    for section in fields(defaults):
+        key = rest.removeprefix(section.name + "_")
+        if key != rest and key in {f.name for f in fields(getattr(defaults, section.name))}:
+            return f"{ENV_PREFIX}{section.name.upper()}__{key.upper()}"
+    return None
+
+
 def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
     """Build the configuration from defaults, an optional TOML file and the environment."""
     environ = os.environ if environ is None else environ
@@ -451,6 +466,11 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
         elif name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
             overrides.setdefault(section, {})[key] = value
+        elif (meant := _setting_spelled_with_one_underscore(name)) is not None:
+            raise ConfigError(
+                f"environment variable {name} names no setting; the setting's variable is {meant} "
+                "(two underscores between section and field)"
+            )
     config = AppConfig()
     sections = {f.name for f in fields(config)}
     for section, values in overrides.items():

@@ -29,6 +29,15 @@ def test_toml_then_environment_override(tmp_path: Path) -> None:
     assert config.oms.dsn == "postgresql://x@h/db"
 
 
+def test_a_setting_variable_with_one_underscore_is_refused_with_its_spelling() -> None:
+    with pytest.raises(ConfigError, match="AI_TRADING_EXECUTION_FEE_BPS names no setting.*AI_TRADING_EXECUTION__FEE_BPS"):
+        load_config(environ={"AI_TRADING_EXECUTION_FEE_BPS": "0.5"})
+    with pytest.raises(ConfigError, match="AI_TRADING_COST_MODEL__HALFLIFE_FILLS"):
+        load_config(environ={"AI_TRADING_COST_MODEL_HALFLIFE_FILLS": "50"})
+    unrelated = {"AI_TRADING_SIGNING_KEY": "k", "AI_TRADING_REQUIRE_POSTGRES": "1", "AI_TRADING_EXECUTION_NOTE": "x"}
+    assert load_config(environ=unrelated) == AppConfig()
+
+
 BAD_INPUTS = [
     ("[execution]\nnot_a_field = 1\n", "unknown setting 'not_a_field'"),
     ("[nosuchsection]\nx = 1\n", r"unknown config section \[nosuchsection\]"),
