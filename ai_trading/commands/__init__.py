@@ -22,13 +22,20 @@ def split_list(text: str | None) -> list[str] | None:
     return [item.strip() for item in text.split(",") if item.strip()] if text else None
 
 
+def add_config_option(parser: argparse.ArgumentParser, sections: str = "") -> None:
+    """``--config FILE``, which every command that reads the configuration takes, spelled
+    one way; ``sections`` names the parts of the file the command uses."""
+    used = f" ({sections})" if sections else ""
+    parser.add_argument("--config", type=Path, metavar="FILE", help=f"TOML configuration file{used}; default: AI_TRADING_CONFIG")
+
+
 def add_market_options(parser: argparse.ArgumentParser) -> None:
     """The options every command that reads market data takes, spelled one way."""
     parser.add_argument("--symbols", help="comma-separated symbols (default: all in the store)")
     parser.add_argument("--start", help="first bar, inclusive (ISO date or timestamp)")
     parser.add_argument("--end", help="last bar, exclusive (ISO date or timestamp)")
     parser.add_argument("--db", type=Path, help="DuckDB market-data store (default: data.db_path)")
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    add_config_option(parser)
     parser.add_argument("--seed", type=int, help="simulator seed (default: execution.seed)")
 
 

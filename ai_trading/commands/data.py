@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from ai_trading.commands import add_config_option
 from ai_trading.config import DataConfig, load_config
 
 FREQUENCY_CHOICES = ("daily", "1min")  # ai_trading.data.synthetic.FREQUENCIES, kept import-free
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", type=Path, help="DuckDB file (default: AI_TRADING_DATA_DB or [data] db_path)")
-    common.add_argument("--config", type=Path, help="TOML configuration file")
+    add_config_option(common, "[data]")
 
     generate = actions.add_parser(
         "generate",

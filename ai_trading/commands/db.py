@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from ai_trading.commands import add_config_option
 from ai_trading.config import OmsConfig, load_config
 
 
@@ -18,12 +19,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     downgrade = actions.add_parser("downgrade", help="migrate down to REV (e.g. -1, 0001, base)")
     downgrade.add_argument("revision", metavar="REV")
     downgrade.set_defaults(handler=_downgrade)
-    actions.add_parser("current", help="show the database's revision").set_defaults(handler=_current)
-    actions.add_parser("history", help="list the revisions, oldest first").set_defaults(handler=_history)
+    current = actions.add_parser("current", help="show the database's revision")
+    current.set_defaults(handler=_current)
+    history = actions.add_parser("history", help="list the revisions, oldest first")
+    history.set_defaults(handler=_history)
+    for action in (upgrade, downgrade, current, history):
+        add_config_option(action, "[oms]")
 
 
 def _config(args: argparse.Namespace) -> OmsConfig:
-    config = load_config().oms
+    config = load_config(args.config).oms
     return config if args.dsn is None else replace(config, dsn=args.dsn)
 
 

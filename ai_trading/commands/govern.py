@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ai_trading.commands import add_config_option
 from ai_trading.errors import ConfigError
 
 REPORT_FILE = "governance_report.json"
@@ -14,7 +15,7 @@ REPORT_FILE = "governance_report.json"
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("govern", help="check a multi-seed RL run against the promotion criteria")
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="directory with one */evaluation.json per seed")
-    parser.add_argument("--config", type=Path, help="TOML file whose [governance] section sets the criteria")
+    add_config_option(parser, "its [governance] section sets the criteria")
     parser.add_argument("--out", type=Path, help=f"where to write the JSON report (default: RUN_DIR/{REPORT_FILE})")
     parser.set_defaults(handler=_govern)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ai_trading.commands import add_config_option
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("keys", help="create artifact signing keys")
@@ -18,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     generate.add_argument("--algorithm", choices=("ed25519", "hmac-sha256"), default="ed25519")
     generate.add_argument("--out", type=Path, help="private key file to create")
     generate.add_argument("--no-trust", action="store_true", help="do not install the verification key")
+    add_config_option(generate, "[artifacts]")
     generate.set_defaults(handler=_generate)
 
 
@@ -34,7 +37,7 @@ def _generate(args: argparse.Namespace) -> int:
     )
     from ai_trading.config import load_config
 
-    config = load_config().artifacts
+    config = load_config(args.config).artifacts
     out: Path = args.out if args.out is not None else config.signing_key_path
     if args.algorithm == ED25519:
         signer = Ed25519Signer.generate()

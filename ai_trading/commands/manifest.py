@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ai_trading.commands import expected_schema_hash
+from ai_trading.commands import add_config_option, expected_schema_hash
 from ai_trading.errors import ConfigError
 
 
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sign.add_argument("--training-config", type=Path, help="JSON file with the training configuration")
     sign.add_argument("--metrics", type=Path, help="JSON file with {metric: number}")
     sign.add_argument("--key", type=Path, help="signing key file (default: [artifacts] signing key)")
+    add_config_option(sign, "[artifacts]")
     sign.set_defaults(handler=_sign)
 
     verify = actions.add_parser("verify", help="run every load-time check on DIR and record its version")
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     verify.add_argument("--dataset-fingerprint", help="require this dataset fingerprint")
     verify.add_argument("--name", help="require this model name")
+    add_config_option(verify, "[artifacts]")
     verify.set_defaults(handler=_verify)
 
 
@@ -57,7 +59,7 @@ def _sign(args: argparse.Namespace) -> int:
     from ai_trading.artifacts.keys import load_signing_key, parse_signing_key
     from ai_trading.config import load_config
 
-    config = load_config().artifacts
+    config = load_config(args.config).artifacts
     if args.key is not None:
         signer = parse_signing_key(args.key.read_bytes(), str(args.key))
     else:
@@ -83,7 +85,7 @@ def _verify(args: argparse.Namespace) -> int:
     from ai_trading.artifacts import Trust, load_verified
     from ai_trading.config import load_config
 
-    trust = Trust.from_config(load_config().artifacts)
+    trust = Trust.from_config(load_config(args.config).artifacts)
     schema_hash = expected_schema_hash(args.feature_schema_hash)
     artifact = load_verified(args.directory, trust, schema_hash, args.dataset_fingerprint, args.name)
     fields = artifact.manifest.fields

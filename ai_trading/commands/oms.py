@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ai_trading.commands import add_config_option
 from ai_trading.config import AppConfig, load_config
 
 if TYPE_CHECKING:
@@ -22,13 +23,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "reconcile", help="resolve open intents, apply missing fills, record foreign orders, compare positions"
     )
     reconcile.set_defaults(handler=_reconcile)
-    actions.add_parser("status", help="intents per state, open intents, positions, foreign orders").set_defaults(
-        handler=_status
-    )
+    status = actions.add_parser("status", help="intents per state, open intents, positions, foreign orders")
+    status.set_defaults(handler=_status)
+    for action in (reconcile, status):
+        add_config_option(action, "[oms], [broker], [manager], [alpaca], [data], [execution]")
 
 
 def _config(args: argparse.Namespace) -> AppConfig:
-    config = load_config()
+    config = load_config(args.config)
     return config if args.dsn is None else replace(config, oms=replace(config.oms, dsn=args.dsn))
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ai_trading.commands import expected_schema_hash
+from ai_trading.commands import add_config_option, expected_schema_hash
 
 if TYPE_CHECKING:
     from ai_trading.artifacts import Trust
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     show = actions.add_parser("show", help="print the registry state as JSON")
     show.add_argument("name", nargs="?", metavar="NAME", help="only this model")
-    show.add_argument("--config", type=Path, help="TOML configuration file")
+    add_config_option(show, "[artifacts]")
     show.set_defaults(handler=_show)
 
 
@@ -50,7 +50,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feature-schema-hash", help="required schema hash (default: the current builder's default spec)"
     )
-    parser.add_argument("--config", type=Path, help="TOML configuration file ([artifacts], [governance])")
+    add_config_option(parser, "[artifacts], [governance]")
 
 
 def _describe(slots: ModelSlots) -> str:

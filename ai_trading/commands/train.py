@@ -17,7 +17,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("train", help="train an RL policy over several seeds and evaluate it out of sample")
     parser.add_argument("--algo", choices=("ppo", "a2c", "sac", "td3"), help="default: [rl_train] algo")
     parser.add_argument("--seeds", type=int, help="number of seeds (default: [rl_train] seeds)")
-    parser.add_argument("--env-config", type=Path, help="TOML with [rl_env], [rl_train], [execution], [data] sections")
+    parser.add_argument(
+        "--env-config", "--config", type=Path, metavar="FILE",
+        help="TOML configuration file ([rl_env], [rl_train], [execution], [data]); default: AI_TRADING_CONFIG",
+    )  # fmt: skip
     parser.add_argument("--timesteps", type=int, help="environment steps per seed")
     parser.add_argument("--out", type=Path, default=Path("rl_runs"), help="run directory (one seed_<n>/ per seed)")
     parser.set_defaults(handler=_train)

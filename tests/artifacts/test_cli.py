@@ -88,3 +88,23 @@ def test_keys_from_the_environment(key_dirs: Path, tmp_path: Path, monkeypatch: 
 def test_sign_without_a_key_says_how_to_make_one(key_dirs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_sign_args(write_model(tmp_path / "model"))) == 2
     assert "run `ai-trading keys generate`" in capsys.readouterr().err
+
+
+def test_keys_and_manifests_read_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AI_TRADING_SIGNING_KEY", "AI_TRADING_TRUSTED_KEY", "AI_TRADING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("SIGNING_KEY_PATH", "TRUSTED_KEYS_DIR", "TRUST_STATE_PATH"):  # the environment would win over the file
+        monkeypatch.delenv(f"AI_TRADING_ARTIFACTS__{name}", raising=False)
+    keys = tmp_path / "keys"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"[artifacts]\nsigning_key_path = '{keys / 'signing.key'}'\ntrusted_keys_dir = '{keys / 'trusted'}'\n"
+        f"trust_state_path = '{tmp_path / 'state.json'}'\n"
+    )
+    assert main(["keys", "generate", "--config", str(config)]) == 0
+    assert (keys / "signing.key").is_file() and len(list((keys / "trusted").iterdir())) == 1
+    model = write_model(tmp_path / "model")
+    assert main([*_sign_args(model), "--config", str(config)]) == 0
+    verify = ["manifest", "verify", str(model), "--feature-schema-hash", SCHEMA_HASH, "--config", str(config)]
+    assert main(verify) == 0
+    assert json.loads((tmp_path / "state.json").read_text())

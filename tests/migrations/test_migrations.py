@@ -134,6 +134,18 @@ def test_cli(config: OmsConfig, capsys: pytest.CaptureFixture[str]) -> None:
     assert "ai-trading db history" in capsys.readouterr().err
 
 
+def test_cli_reads_the_database_from_the_config_file(
+    config: OmsConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AI_TRADING_OMS_DSN", raising=False)  # the environment would win over the file
+    path = tmp_path / "config.toml"
+    path.write_text(f"[oms]\ndsn = {config.dsn!r}\n")
+    assert main(["db", "upgrade", "--config", str(path)]) == 0
+    assert migrate.database_revision(config) == migrate.head_revision()
+    assert main(["db", "current", "--config", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("(up to date)")
+
+
 def test_alembic_files_are_found_from_the_repository_root() -> None:
     assert migrate.ALEMBIC_INI == Path(__file__).resolve().parents[2] / "alembic.ini"
     assert migrate.MIGRATIONS_DIR.is_dir()
