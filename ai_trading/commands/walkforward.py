@@ -23,19 +23,31 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     parser.set_defaults(handler=run)
 
 
+def _number(value: float | None, spec: str) -> str:
+    """``value`` formatted by ``spec``; "n/a" where the report has no number (None)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _summary(report: dict[str, Any]) -> str:
-    data, agg = report["data"], report["aggregate"]
+    data, agg, cpcv, grid = report["data"], report["aggregate"], report["cpcv"], report["grid"]
     lines = [f"data      {len(data['symbols'])} symbols x {data['bars']} bars, {data['start']} .. {data['end']}"]
     if agg is not None:
+        net, gross = agg["net"], agg["gross"]
         lines += [
-            f"net       Sharpe {agg['net']['sharpe_ratio']}, return {agg['net']['total_return']}, max drawdown {agg['net']['max_drawdown']}",
-            f"gross     Sharpe {agg['gross']['sharpe_ratio']}, return {agg['gross']['total_return']}",
-            f"costs     {agg['total_costs']} ({agg['cost_bps']} bps), turnover {agg['turnover']}/yr",
-            f"PSR/DSR   {agg['net']['probabilistic_sharpe_ratio']} / {agg['deflated_sharpe_ratio']}",
+            f"net       Sharpe {_number(net['sharpe_ratio'], '.2f')}, return {_number(net['total_return'], '.2%')}, "
+            f"max drawdown {_number(net['max_drawdown'], '.2%')}",
+            f"gross     Sharpe {_number(gross['sharpe_ratio'], '.2f')}, return {_number(gross['total_return'], '.2%')}",
+            f"costs     {_number(agg['total_costs'], ',.0f')} ({_number(agg['cost_bps'], '.2f')} bps of "
+            f"{_number(agg['traded_notional'], ',.0f')} traded), turnover {_number(agg['turnover'], '.2f')}/yr",
+            f"PSR/DSR   {_number(net['probabilistic_sharpe_ratio'], '.3f')} / {_number(agg['deflated_sharpe_ratio'], '.3f')}",
         ]
-    lines.append(f"CPCV      Sharpe over {report['cpcv']['paths']} paths: mean {report['cpcv']['sharpe_mean']}, std {report['cpcv']['sharpe_std']}")
-    if report["grid"]["pbo"] is not None:
-        lines.append(f"PBO       {report['grid']['pbo']} over ridge_alpha {report['grid']['ridge_alpha']}")
+    lines.append(
+        f"CPCV      Sharpe over {cpcv['paths']} paths: mean {_number(cpcv['sharpe_mean'], '.2f')}, "
+        f"std {_number(cpcv['sharpe_std'], '.2f')}, min {_number(cpcv['sharpe_min'], '.2f')}"
+    )
+    if grid["pbo"] is not None:
+        alphas = ", ".join(format(alpha, "g") for alpha in grid["ridge_alpha"])
+        lines.append(f"PBO       {grid['pbo']:.3f} over ridge_alpha {alphas}")
     lines += [f"ANOMALY   {a['code']} ({a['scope']}): {a['message']}" for a in report["anomalies"]]
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,17 @@ def test_cli_writes_json_report_plot_and_signed_manifest(tmp_path: Path, cli_env
     code = main(["walkforward", "--db", str(tmp_path / "bars.duckdb"), *CLI_ARGS, "--model", str(out), "--json"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["settings"]["model"] == "loaded"
+
+
+def test_cli_summary_is_rounded_for_reading(tmp_path: Path, cli_env: HmacKey, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["walkforward", "--db", str(tmp_path / "bars.duckdb"), *CLI_ARGS, "--alphas", "0.1,10"]) == 0
+    lines = {line[:10].strip(): line[10:] for line in capsys.readouterr().out.splitlines()}
+    ratio, percent, money = r"-?\d+\.\d\d", r"-?\d+\.\d\d%", r"-?\d{1,3}(,\d{3})*"
+    assert re.fullmatch(f"Sharpe {ratio}, return {percent}, max drawdown {percent}", lines["net"])
+    assert re.fullmatch(f"{money} \\({ratio} bps of {money} traded\\), turnover {ratio}/yr", lines["costs"])
+    assert re.fullmatch(r"(\d\.\d{3}|n/a) / (\d\.\d{3}|n/a)", lines["PSR/DSR"])
+    assert re.fullmatch(f"Sharpe over \\d+ paths: mean {ratio}, std {ratio}, min {ratio}", lines["CPCV"])
+    assert re.fullmatch(r"\d\.\d{3} over ridge_alpha 0\.1, 10", lines["PBO"])
 
 
 def test_cli_refuses_a_model_signed_for_other_features(tmp_path: Path, cli_env: HmacKey, capsys: pytest.CaptureFixture[str]) -> None:
