@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +16,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def modules() -> list[ModuleType]:
     return [importlib.import_module(f"{__name__}.{name}") for name in COMMAND_MODULES]
+
+
+def formatted(value: float | None, spec: str) -> str:
+    """``value`` formatted by ``spec`` for a summary; "n/a" where there is no number (None,
+    or NaN: a rate over no orders, a Sharpe ratio of a flat series)."""
+    return "n/a" if value is None or math.isnan(value) else format(value, spec)
 
 
 def split_list(text: str | None) -> list[str] | None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ai_trading.commands import add_market_options
+from ai_trading.commands import add_market_options, formatted
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -27,11 +27,19 @@ def _format(summary: dict[str, Any]) -> str:
     rows = [
         ("data", f"{summary['symbols']} symbols x {summary['bars']} bars, {summary['start']} .. {summary['end']}"),
         ("orders", f"{summary['orders']:,} orders, {summary['fills']:,} fill events"),
-        ("fill rate", f"{summary['fill_rate']:.1%} of {summary['ordered_qty']:,.0f} shares"),
-        ("participation", f"{summary['mean_participation']:.2%} of bar volume (qty-weighted mean)"),
-        ("slippage", f"{summary['slippage_bps_arrival']:.2f} bps vs arrival, {summary['slippage_bps_decision']:.2f} bps vs decision"),
+        ("fill rate", f"{formatted(summary['fill_rate'], '.1%')} of {summary['ordered_qty']:,.0f} shares"),
+        ("participation", f"{formatted(summary['mean_participation'], '.2%')} of bar volume (qty-weighted mean)"),
+        (
+            "slippage",
+            f"{formatted(summary['slippage_bps_arrival'], '.2f')} bps vs arrival, "
+            f"{formatted(summary['slippage_bps_decision'], '.2f')} bps vs decision",
+        ),
         ("fees", money(summary["fees"])),
-        ("cost", f"{summary['cost_bps']:.2f} bps of {money(summary['filled_notional'])} traded ({money(summary['realized_cost'])})"),
+        (
+            "cost",
+            f"{formatted(summary['cost_bps'], '.2f')} bps of {money(summary['filled_notional'])} traded "
+            f"({money(summary['realized_cost'])})",
+        ),
         ("P&L", f"gross {money(summary['gross_pnl'])}, net {money(summary['net_pnl'])}, execution cost {money(summary['execution_cost'])}"),
         ("speed", f"{summary['bar_symbols_per_s']:,.0f} bar-symbols/s ({summary['sim_seconds'] * 1e3:.1f} ms simulated)"),
     ]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ai_trading.commands import add_market_options
+from ai_trading.commands import add_market_options, formatted
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -23,27 +23,22 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     parser.set_defaults(handler=run)
 
 
-def _number(value: float | None, spec: str) -> str:
-    """``value`` formatted by ``spec``; "n/a" where the report has no number (None)."""
-    return "n/a" if value is None else format(value, spec)
-
-
 def _summary(report: dict[str, Any]) -> str:
     data, agg, cpcv, grid = report["data"], report["aggregate"], report["cpcv"], report["grid"]
     lines = [f"data      {len(data['symbols'])} symbols x {data['bars']} bars, {data['start']} .. {data['end']}"]
     if agg is not None:
         net, gross = agg["net"], agg["gross"]
         lines += [
-            f"net       Sharpe {_number(net['sharpe_ratio'], '.2f')}, return {_number(net['total_return'], '.2%')}, "
-            f"max drawdown {_number(net['max_drawdown'], '.2%')}",
-            f"gross     Sharpe {_number(gross['sharpe_ratio'], '.2f')}, return {_number(gross['total_return'], '.2%')}",
-            f"costs     {_number(agg['total_costs'], ',.0f')} ({_number(agg['cost_bps'], '.2f')} bps of "
-            f"{_number(agg['traded_notional'], ',.0f')} traded), turnover {_number(agg['turnover'], '.2f')}/yr",
-            f"PSR/DSR   {_number(net['probabilistic_sharpe_ratio'], '.3f')} / {_number(agg['deflated_sharpe_ratio'], '.3f')}",
+            f"net       Sharpe {formatted(net['sharpe_ratio'], '.2f')}, return {formatted(net['total_return'], '.2%')}, "
+            f"max drawdown {formatted(net['max_drawdown'], '.2%')}",
+            f"gross     Sharpe {formatted(gross['sharpe_ratio'], '.2f')}, return {formatted(gross['total_return'], '.2%')}",
+            f"costs     {formatted(agg['total_costs'], ',.0f')} ({formatted(agg['cost_bps'], '.2f')} bps of "
+            f"{formatted(agg['traded_notional'], ',.0f')} traded), turnover {formatted(agg['turnover'], '.2f')}/yr",
+            f"PSR/DSR   {formatted(net['probabilistic_sharpe_ratio'], '.3f')} / {formatted(agg['deflated_sharpe_ratio'], '.3f')}",
         ]
     lines.append(
-        f"CPCV      Sharpe over {cpcv['paths']} paths: mean {_number(cpcv['sharpe_mean'], '.2f')}, "
-        f"std {_number(cpcv['sharpe_std'], '.2f')}, min {_number(cpcv['sharpe_min'], '.2f')}"
+        f"CPCV      Sharpe over {cpcv['paths']} paths: mean {formatted(cpcv['sharpe_mean'], '.2f')}, "
+        f"std {formatted(cpcv['sharpe_std'], '.2f')}, min {formatted(cpcv['sharpe_min'], '.2f')}"
     )
     if grid["pbo"] is not None:
         alphas = ", ".join(format(alpha, "g") for alpha in grid["ridge_alpha"])

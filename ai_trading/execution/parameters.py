@@ -60,8 +60,8 @@ def validate_execution_config(config: ExecutionConfig) -> None:
         raise ConfigError(f"execution.tif_bars must be >= 1, got {config.tif_bars!r}")
     if not config.vol_halflife_bars > 0:
         raise ConfigError(f"execution.vol_halflife_bars must be > 0, got {config.vol_halflife_bars!r}")
-    if config.seed < 0:
-        raise ConfigError(f"execution.seed must be >= 0, got {config.seed!r}")
+    if not 0 <= config.seed < 2**64:  # the kernels' draws are keyed by a uint64 seed
+        raise ConfigError(f"execution.seed must be in [0, 2**64), got {config.seed!r}")
 
 
 def execution_params(config: ExecutionConfig, bar_seconds: float) -> FloatArray:

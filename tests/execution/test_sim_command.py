@@ -59,6 +59,23 @@ def test_an_empty_date_range_is_a_clear_error(store_path: Path, capsys: pytest.C
     assert "holds no bars" in capsys.readouterr().err
 
 
+def test_a_run_without_orders_reads_n_a_for_its_rates(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One bar gives the strategy nothing to trade: rates over no orders are undefined."""
+    assert main(["sim", "--db", str(store_path), "--symbols", "SYN00", "--start", "2024-08-29"]) == 0
+    lines = {line[:15].strip(): line[15:] for line in capsys.readouterr().out.splitlines()}
+    assert lines["orders"] == "0 orders, 0 fill events"
+    assert lines["fill rate"] == "n/a of 0 shares" and lines["cost"] == "n/a bps of 0 traded (0)"
+    assert "nan" not in "".join(lines.values())
+    summary = run_json(capsys, "--db", str(store_path), "--symbols", "SYN00", "--start", "2024-08-29")
+    assert summary["fill_rate"] is None and summary["cost_bps"] is None
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_a_seed_outside_uint64_is_a_clear_error(store_path: Path, capsys: pytest.CaptureFixture[str], seed: str) -> None:
+    assert main(["sim", "--db", str(store_path), "--seed", seed]) == 2
+    assert "execution.seed must be in [0, 2**64)" in capsys.readouterr().err
+
+
 def test_out_writes_fills_orders_and_plot(store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     summary = run_json(capsys, "--db", str(store_path), "--out", str(tmp_path))
     fills = pq.read_table(tmp_path / "fills.parquet")
