@@ -55,11 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return SIGPIPE_EXIT
-    except OSError as exc:
+    except (OSError, MemoryError) as exc:
         # The system refused a file operation (a directory that cannot be created, no
-        # permission, a full disk): its message names the path. -vv logs the traceback.
-        logger.debug("CLI_OS_ERROR", exc_info=True)
-        print(f"ai-trading {args.command}: error: {exc}", file=sys.stderr)
+        # permission, a full disk: the message names the path) or the memory a request
+        # needs (more bars than the machine holds). -vv logs the traceback.
+        logger.debug("CLI_SYSTEM_ERROR", exc_info=True)
+        print(f"ai-trading {args.command}: error: {str(exc) or 'out of memory'}", file=sys.stderr)
         return 2
 
 

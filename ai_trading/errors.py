@@ -135,10 +135,6 @@ class PromotionRejected(RegistryError):
         self.rejections = rejections
 
 
-class AlertDeliveryError(AiTradingError):
-    """An alert could not be delivered to a configured channel."""
-
-
 class EvaluationError(AiTradingError, ValueError):
     """Evaluation input is unusable: bad split parameters, NaN returns, too few samples."""
 

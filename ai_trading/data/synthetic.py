@@ -19,6 +19,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from ai_trading.data.panel import panel_to_arrow
+from ai_trading.errors import ConfigError
 from ai_trading.data.validation import RowLocator, validate_bars
 from ai_trading.types import NS_PER_SECOND, FloatArray, IntArray, MarketPanel
 
@@ -134,9 +135,11 @@ def generate_panel(n_symbols: int, n_bars: int, frequency: str = DAILY, seed: in
     :param seed: seed of the generator
     """
     if frequency not in FREQUENCIES:
-        raise ValueError(f"frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}")
+        raise ConfigError(f"frequency must be one of {', '.join(FREQUENCIES)}, not {frequency!r}")
     if n_symbols < 1 or n_bars < 1:
-        raise ValueError(f"need at least one symbol and one bar, got {n_symbols} symbols, {n_bars} bars")
+        raise ConfigError(f"need at least one symbol and one bar, got {n_symbols} symbols, {n_bars} bars")
+    if seed < 0:
+        raise ConfigError(f"the generator's seed must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
     tiers = [TIERS[i % len(TIERS)] for i in range(n_symbols)]
     price0 = _log_uniform(rng, np.array([t.price for t in tiers]))

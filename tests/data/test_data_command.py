@@ -68,3 +68,15 @@ def test_info_fills_an_empty_store_with_the_builtin_set(tmp_path: Path, capsys: 
 def test_nonpositive_sizes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["data", "generate", "--db", str(tmp_path / "x.duckdb"), "--symbols", "0"])
+
+
+def test_a_negative_seed_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "generate", "--db", str(tmp_path / "x.duckdb"), "--symbols", "2", "--bars", "5", "--seed", "-5")
+    assert code == 2 and err == "ai-trading data: error: the generator's seed must be >= 0, got -5\n"
+
+
+def test_more_bars_than_memory_holds_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bars = str(10**17)  # 800 PB of closes: beyond any machine's address space, so refused at once
+    code, out, err = run(capsys, "generate", "--db", str(tmp_path / "x.duckdb"), "--symbols", "2", "--bars", bars)
+    assert code == 2 and out == ""
+    assert err.startswith("ai-trading data: error: Unable to allocate") and "Traceback" not in err

@@ -8,9 +8,10 @@ import pytest
 from ai_trading.data import DAILY, MINUTE, generate_bars, generate_panel, validate_bars
 from ai_trading.data.synthetic import MINUTES_PER_SESSION, TIERS
 from ai_trading.data.validation import RowLocator
+from ai_trading.errors import ConfigError
 
 FREQUENCY_CASES = [(DAILY, 2520), (MINUTE, 20 * MINUTES_PER_SESSION)]
-BAD_ARGUMENTS = [(0, 5, DAILY), (3, 0, DAILY), (3, 5, "weekly")]
+BAD_ARGUMENTS = [(0, 5, DAILY, 0), (3, 0, DAILY, 0), (3, 5, "weekly", 0), (3, 5, DAILY, -1)]
 FIELDS = ("ts", "valid", "open", "high", "low", "close", "volume", "spread_bps")
 
 
@@ -104,7 +105,7 @@ def test_daily_calendar_is_business_days_and_some_names_list_late() -> None:
     assert (first_bar > 0).sum() == 2 and panel.valid[first_bar.max():].all()
 
 
-@pytest.mark.parametrize(("n_symbols", "n_bars", "frequency"), BAD_ARGUMENTS)
-def test_bad_arguments_are_refused(n_symbols: int, n_bars: int, frequency: str) -> None:
-    with pytest.raises(ValueError):
-        generate_panel(n_symbols, n_bars, frequency, seed=0)
+@pytest.mark.parametrize(("n_symbols", "n_bars", "frequency", "seed"), BAD_ARGUMENTS)
+def test_bad_arguments_are_refused(n_symbols: int, n_bars: int, frequency: str, seed: int) -> None:
+    with pytest.raises(ConfigError):
+        generate_panel(n_symbols, n_bars, frequency, seed)
