@@ -5,6 +5,7 @@ NumPy rebalancing loop on the same schedule paying half the quoted spread) on a 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -35,7 +36,9 @@ def numpy_walkforward(panel: MarketPanel, config: AppConfig) -> float:
     design = np.zeros((n_bars, n_symbols, n_features + 1))
     for t in range(n_bars):
         x = np.where(panel.valid[t][:, None], features[t], np.nan)
-        z = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0)
+        with warnings.catch_warnings():  # warm-up bars have no values: NaN z-scores, zeroed below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            z = (x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0)
         design[t, :, 0] = panel.valid[t]
         design[t, :, 1:] = np.nan_to_num(np.where(np.isfinite(z), z, 0.0))
     h = ev.label_horizon
