@@ -33,7 +33,7 @@ from ai_trading.evaluation.metrics import sharpe_ratio, turnover
 from ai_trading.execution.portfolio import PortfolioSimulator
 from ai_trading.features import FeatureBuilder, FeatureSet
 from ai_trading.rl.governance import SeedRun
-from ai_trading.rl.seed_artifact import seed_dir, seed_manifest_fields, seed_metrics, write_seed_artifact
+from ai_trading.rl.seed_artifact import SEED_DIR_PREFIX, seed_dir, seed_manifest_fields, seed_metrics, write_seed_artifact
 from ai_trading.rl_trading.env import PortfolioEnv, VecPortfolioEnv
 from ai_trading.rl_trading.market import EnvMarket
 from ai_trading.types import NS_PER_SECOND, MarketPanel
@@ -158,6 +158,12 @@ def train_seeds(config: AppConfig, out_dir: Path) -> dict[int, dict[str, float]]
     train = config.rl_train
     load_ranges(config)  # fail on bad data or ranges before any process starts
     load_signing_key(config.artifacts.signing_key_path, config.artifacts.signing_key_env)
+    earlier = sorted(out_dir.glob(f"{SEED_DIR_PREFIX}*")) if out_dir.is_dir() else []
+    if earlier:
+        raise ConfigError(
+            f"{out_dir} already holds {earlier[0].name} of an earlier run: train into a new directory "
+            "(governance judges a run's seeds together)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = range(train.first_seed, train.first_seed + train.seeds)
     workers = min(train.workers or os.cpu_count() or 1, train.seeds)

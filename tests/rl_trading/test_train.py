@@ -66,6 +66,13 @@ def test_bad_ranges_are_refused(config: AppConfig, tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
+def test_a_directory_with_an_earlier_run_is_refused_before_training(config: AppConfig, tmp_path: Path) -> None:
+    (tmp_path / "seed_7").mkdir()
+    with pytest.raises(ConfigError, match="already holds seed_7 of an earlier run"):
+        train_seeds(config, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["seed_7"]
+
+
 def _toml(config: AppConfig, path: Path) -> Path:
     train = config.rl_train
     path.write_text(
