@@ -40,7 +40,12 @@ def _format(summary: dict[str, Any]) -> str:
             f"{formatted(summary['cost_bps'], '.2f')} bps of {money(summary['filled_notional'])} traded "
             f"({money(summary['realized_cost'])})",
         ),
-        ("P&L", f"gross {money(summary['gross_pnl'])}, net {money(summary['net_pnl'])}, execution cost {money(summary['execution_cost'])}"),
+        (
+            "P&L",
+            f"gross {money(summary['gross_pnl'])}, net {money(summary['net_pnl'])} "
+            f"({summary['net_pnl'] / summary['book']:+.1%} of a {money(summary['book'])} book), "
+            f"execution cost {money(summary['execution_cost'])}",
+        ),
         ("speed", f"{summary['bar_symbols_per_s']:,.0f} bar-symbols/s ({summary['sim_seconds'] * 1e3:.1f} ms simulated)"),
     ]
     width = max(len(name) for name, _ in rows)

@@ -39,6 +39,7 @@ class SimRun:
             "start": _iso(self.panel.ts[0]),
             "end": _iso(self.panel.ts[-1]),
             **totals.to_dict(),
+            "book": DEMO_BOOK,
             "gross_pnl": self.equity.gross_pnl,
             "net_pnl": self.equity.net_pnl,
             "execution_cost": self.equity.gross_pnl - self.equity.net_pnl,

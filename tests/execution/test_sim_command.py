@@ -65,6 +65,7 @@ def test_a_run_without_orders_reads_n_a_for_its_rates(store_path: Path, capsys: 
     lines = {line[:15].strip(): line[15:] for line in capsys.readouterr().out.splitlines()}
     assert lines["orders"] == "0 orders, 0 fill events"
     assert lines["fill rate"] == "n/a of 0 shares" and lines["cost"] == "n/a bps of 0 traded (0)"
+    assert lines["P&L"] == "gross 0, net 0 (+0.0% of a 10,000,000 book), execution cost 0"
     assert "nan" not in "".join(lines.values())
     summary = run_json(capsys, "--db", str(store_path), "--symbols", "SYN00", "--start", "2024-08-29")
     assert summary["fill_rate"] is None and summary["cost_bps"] is None
