@@ -125,7 +125,7 @@ def ewma_update(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndar
     index gets for counting from the end.
 
     An observation with ``y`` and the spread updates its row in one vector operation;
-    one without either folds moment by moment, to the same sums."""
+    one that lacks either folds moment by moment, to the same sums."""
     moments = moment_columns(state)
     flat_state = state.reshape(-1)
     for k in range(symbol.shape[0]):

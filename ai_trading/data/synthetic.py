@@ -19,8 +19,8 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from ai_trading.data.panel import panel_to_arrow
-from ai_trading.errors import ConfigError
 from ai_trading.data.validation import RowLocator, validate_bars
+from ai_trading.errors import ConfigError
 from ai_trading.types import NS_PER_SECOND, FloatArray, IntArray, MarketPanel
 
 DAILY = "daily"
