@@ -22,7 +22,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 def _format(summary: dict[str, Any]) -> str:
     def money(x: float) -> str:
-        return f"{x:,.0f}"
+        return formatted(x, ",.0f")
 
     rows = [
         ("data", f"{summary['symbols']} symbols x {summary['bars']} bars, {summary['start']} .. {summary['end']}"),
