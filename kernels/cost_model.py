@@ -26,7 +26,9 @@ from kernels.layout import (
     M_XY,
     M_Y,
 )
-from kernels.vector_loop import VECTOR_LOOP, choose, multiply_add, multiply_add_lanes
+from kernels.vector_loop import VECTOR_LOOP, choose, multiply_add, multiply_add_lanes, prefetch
+
+PREFETCH_AHEAD = 128  # observations: far enough ahead to cover a memory access, near enough to stay in cache
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -125,10 +127,17 @@ def ewma_update(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndar
     index gets for counting from the end.
 
     An observation with ``y`` and the spread updates its row in one vector operation;
-    one that lacks either folds moment by moment, to the same sums."""
+    one that lacks either folds moment by moment, to the same sums. Every eighth
+    observation the inputs' lines ``PREFETCH_AHEAD`` observations on are requested."""
     moments = moment_columns(state)
     flat_state = state.reshape(-1)
     for k in range(symbol.shape[0]):
+        if k % 8 == 0:
+            ahead = k + PREFETCH_AHEAD
+            prefetch(symbol, ahead)
+            prefetch(x, ahead)
+            prefetch(y, ahead)
+            prefetch(spread_bps, ahead)
         s = uint64(symbol[k])
         y_k = y[k]
         spread_k = spread_bps[k]

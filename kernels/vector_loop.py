@@ -12,7 +12,7 @@ array themselves; inputs may be shared freely as long as they are only read.
 
 Inside such loops, :func:`choose` picks between two computed values without a branch;
 :func:`multiply_add_lanes` updates a short run of consecutive elements in one vector
-operation.
+operation; :func:`prefetch` asks for an input's cache line ahead of its use.
 """
 
 from __future__ import annotations
@@ -110,3 +110,30 @@ def multiply_add_lanes(typingctx: Any, array: types.Type, offset: types.Type, fa
         return context.get_dummy_value()
 
     return types.void(array, offset, factor, addends), codegen
+
+
+@intrinsic
+def prefetch(typingctx: Any, array: types.Type, index: types.Type) -> tuple | None:
+    """Start loading the cache line of ``array[index]`` into the caches (LLVM ``prefetch``,
+    a hint: nothing is read into a register, and an ``index`` past the end is harmless,
+    since a prefetch never faults).
+
+    For a loop that streams several input arrays while it updates a state that fills
+    the level-1 cache: the hardware prefetchers, tracking every stream at once, start too
+    late, and each pass waits for memory; a request some hundred items ahead hides it."""
+    if not (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C" and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: tuple) -> Any:
+        data, position = args
+        base = context.make_array(signature.args[0])(context, builder, data).data
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        # read (0), keep in all cache levels (locality 3), data cache (1)
+        builder.call(hint, [builder.bitcast(builder.gep(base, [position]), byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen

@@ -1,4 +1,4 @@
-"""The intrinsics of vectorised kernel loops: branch-free choice and fused multiply-adds."""
+"""The intrinsics of vectorised kernel loops: branch-free choice, fused multiply-adds and prefetches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from kernels.vector_loop import choose, multiply_add, multiply_add_lanes
+from kernels.vector_loop import choose, multiply_add, multiply_add_lanes, prefetch
 
 # Finite and far from overflow, so that a * b + c is a finite float64.
 FACTORS = st.floats(min_value=-1e100, max_value=1e100, allow_nan=False)
@@ -72,3 +72,21 @@ def test_multiply_add_lanes_updates_exactly_its_run(lanes: int, offset: int, ini
     for i, value in enumerate(array):
         expected = rounded_once(initial[i], factor, addends[i - offset]) if i in run else initial[i]
         assert value == expected, f"element {i}"
+
+
+@njit(cache=True)
+def _sum_prefetching(values: np.ndarray, ahead: int) -> float:
+    total = 0.0
+    for k in range(values.shape[0]):
+        prefetch(values, k + ahead)
+        total += values[k]
+    return total
+
+
+@settings(deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), max_size=300), st.integers(0, 1 << 20))
+def test_prefetch_changes_nothing_even_far_past_the_end(values: list[float], ahead: int) -> None:
+    array = np.array(values, dtype=np.float64)
+    before = array.copy()
+    assert _sum_prefetching(array, ahead) == sum(values, 0.0)  # the same left-to-right sum
+    np.testing.assert_array_equal(array, before)
