@@ -48,6 +48,8 @@ def _format(summary: dict[str, Any]) -> str:
         ),
         ("speed", f"{summary['bar_symbols_per_s']:,.0f} bar-symbols/s ({summary['sim_seconds'] * 1e3:.1f} ms simulated)"),
     ]
+    if summary["note"] is not None:
+        rows.append(("note", f"no orders: {summary['note']}"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {text}" for name, text in rows)
 

@@ -14,17 +14,28 @@ from __future__ import annotations
 import numpy as np
 
 from ai_trading.execution.pnl import forward_filled_close
-from ai_trading.types import FloatArray, MarketPanel, OrderBatch
+from ai_trading.types import BoolArray, FloatArray, MarketPanel, OrderBatch
+
+
+def momentum_tradable(panel: MarketPanel, close: FloatArray, t: int, lookback: int) -> BoolArray:
+    """Symbols the strategy can rank at bar ``t``: a bar now and a price ``lookback`` bars
+    ago (``close`` forward-filled)."""
+    return panel.valid[t] & (close[t - lookback] > 0)
+
+
+def ranked_bucket(n_symbols: int) -> int:
+    """Symbols held on each side: a fifth of the panel, at least one."""
+    return max(n_symbols // 5, 1)
 
 
 def momentum_weights(panel: MarketPanel, lookback: int, rebalance_bars: int) -> FloatArray:
     """Target weights ``[T, S]`` at rebalance bars (NaN elsewhere); long/short fifths."""
     close = forward_filled_close(panel)
     weights = np.full((panel.n_bars, panel.n_symbols), np.nan)
-    bucket = max(panel.n_symbols // 5, 1)
+    bucket = ranked_bucket(panel.n_symbols)
     for t in range(lookback, panel.n_bars - 1, rebalance_bars):
         past = close[t - lookback]
-        tradable = panel.valid[t] & (past > 0)
+        tradable = momentum_tradable(panel, close, t, lookback)
         row = np.zeros(panel.n_symbols)
         if tradable.sum() >= 2 * bucket:
             momentum = np.where(tradable, close[t] / np.where(past > 0, past, 1.0) - 1.0, np.nan)
@@ -80,3 +91,25 @@ def demo_orders(panel: MarketPanel) -> OrderBatch:
     """The demo strategy's orders on ``panel`` with its standard settings."""
     weights = momentum_weights(panel, DEMO_LOOKBACK, DEMO_REBALANCE_BARS)
     return book_orders(weights, panel, DEMO_BOOK, DEMO_REBALANCE_BARS, DEMO_MAX_ADV_FRACTION, DEMO_ADV_WINDOW)
+
+
+def demo_idle_reason(panel: MarketPanel) -> str:
+    """Why the demo strategy places no orders on ``panel``, in terms a user can act on."""
+    if panel.n_bars <= DEMO_LOOKBACK + 1:
+        return (
+            f"the demo strategy needs more than {DEMO_LOOKBACK + 1} bars (a {DEMO_LOOKBACK}-bar lookback, "
+            f"then a bar to trade in); the selection has {panel.n_bars}"
+        )
+    close = forward_filled_close(panel)
+    rankable = max(
+        int(momentum_tradable(panel, close, t, DEMO_LOOKBACK).sum())
+        for t in range(DEMO_LOOKBACK, panel.n_bars - 1, DEMO_REBALANCE_BARS)
+    )
+    needed = 2 * ranked_bucket(panel.n_symbols)
+    if rankable < needed:
+        return (
+            f"the demo strategy ranks at least {needed} symbols with a bar at the same time and {DEMO_LOOKBACK} "
+            f"bars of history; at most {rankable} of these {panel.n_symbols} have one at a rebalance bar "
+            f"(symbols of different bar frequencies never do: simulate them separately)"
+        )
+    return f"every position the demo strategy wanted rounds to 0 shares under its cap of {DEMO_MAX_ADV_FRACTION:.0%} of trailing volume"

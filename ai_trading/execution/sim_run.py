@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from ai_trading.config import ExecutionConfig
 from ai_trading.errors import DataValidationError
-from ai_trading.execution.demo import DEMO_BOOK, demo_orders
+from ai_trading.execution.demo import DEMO_BOOK, demo_idle_reason, demo_orders
 from ai_trading.execution.pnl import FillEquity, equity_from_fills
 from ai_trading.execution.simulator import ExecutionSimulator, SimExecutionResult
 from ai_trading.types import MarketPanel
@@ -29,6 +29,7 @@ class SimRun:
     result: SimExecutionResult
     equity: FillEquity
     sim_seconds: float
+    note: str | None  # why there were no orders, when there were none
 
     def summary(self) -> dict[str, Any]:
         totals = self.result.totals()
@@ -45,6 +46,7 @@ class SimRun:
             "execution_cost": self.equity.gross_pnl - self.equity.net_pnl,
             "sim_seconds": self.sim_seconds,
             "bar_symbols_per_s": bar_symbols / self.sim_seconds if self.sim_seconds > 0 else float("nan"),
+            "note": self.note,
         }
 
     def write(self, out: Path) -> list[Path]:
@@ -88,4 +90,5 @@ def run_demo(panel: MarketPanel, config: ExecutionConfig) -> SimRun:
     start = time.perf_counter()
     result = simulator.simulate(orders, panel)
     seconds = time.perf_counter() - start
-    return SimRun(panel=panel, result=result, equity=equity_from_fills(result.fills, panel, DEMO_BOOK), sim_seconds=seconds)
+    note = demo_idle_reason(panel) if len(orders) == 0 else None
+    return SimRun(panel=panel, result=result, equity=equity_from_fills(result.fills, panel, DEMO_BOOK), sim_seconds=seconds, note=note)

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ai_trading.cli import main
+from ai_trading.execution.demo import demo_idle_reason, demo_orders
 from ai_trading.execution.pnl import equity_from_fills
 from ai_trading.types import FillBatch, MarketPanel
 
@@ -36,7 +37,7 @@ def test_json_summary_is_complete_and_deterministic(store_path: Path, capsys: py
         assert key in first
     timing = {"sim_seconds", "bar_symbols_per_s"}
     assert {k: v for k, v in first.items() if k not in timing} == {k: v for k, v in second.items() if k not in timing}
-    assert first["orders"] > 0 and 0 < first["fill_rate"] <= 1
+    assert first["orders"] > 0 and 0 < first["fill_rate"] <= 1 and first["note"] is None
     assert first["gross_pnl"] - first["net_pnl"] == pytest.approx(first["execution_cost"])
     assert first["execution_cost"] > 0 and first["fees"] > 0
     other_seed = run_json(capsys, "--db", str(store_path), "--seed", "99")
@@ -67,8 +68,35 @@ def test_a_run_without_orders_reads_n_a_for_its_rates(store_path: Path, capsys: 
     assert lines["fill rate"] == "n/a of 0 shares" and lines["cost"] == "n/a bps of 0 traded (0)"
     assert lines["P&L"] == "gross 0, net 0 (+0.0% of a 10,000,000 book), execution cost 0"
     assert "nan" not in "".join(lines.values())
+    assert lines["note"] == "no orders: the demo strategy needs more than 21 bars (a 20-bar lookback, then a bar to trade in); the selection has 1"
     summary = run_json(capsys, "--db", str(store_path), "--symbols", "SYN00", "--start", "2024-08-29")
     assert summary["fill_rate"] is None and summary["cost_bps"] is None
+    assert summary["note"] == lines["note"].removeprefix("no orders: ")
+
+
+def test_symbols_that_never_share_a_bar_are_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A daily and a 1-minute symbol never have a bar at the same time, so the demo
+    strategy cannot rank them: the summary says so instead of only printing zeros."""
+    db = str(tmp_path / "mixed.duckdb")
+    assert main(["data", "generate", "--db", db, "--frequency", "daily", "--symbols", "2", "--bars", "100"]) == 0
+    assert main(["data", "generate", "--db", db, "--frequency", "1min", "--symbols", "2", "--bars", "100"]) == 0
+    capsys.readouterr()
+    summary = run_json(capsys, "--db", db, "--symbols", "SYN00,SYNM00")
+    assert summary["orders"] == 0
+    assert "at most 1 of these 2 have one at a rebalance bar" in summary["note"]
+    assert "different bar frequencies" in summary["note"]
+    assert run_json(capsys, "--db", db, "--symbols", "SYNM00,SYNM01")["orders"] > 0  # one frequency trades
+
+
+def test_a_book_too_small_for_any_share_is_explained() -> None:
+    n_bars, n_symbols = 60, 5
+    close = np.linspace(100, 130, n_bars)[:, None] * np.linspace(1, 2, n_symbols)
+    panel = MarketPanel(
+        ts=np.arange(n_bars, dtype=np.int64) * 86_400_000_000_000, symbols=tuple(f"S{i}" for i in range(n_symbols)),
+        open=close, high=close, low=close, close=close, volume=np.ones((n_bars, n_symbols)), valid=np.ones((n_bars, n_symbols), dtype=bool),
+    )  # fmt: skip
+    assert len(demo_orders(panel)) == 0  # 2% of one share a bar rounds to nothing
+    assert demo_idle_reason(panel) == "every position the demo strategy wanted rounds to 0 shares under its cap of 2% of trailing volume"
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**64)])
