@@ -219,11 +219,12 @@ def rebalance(
 ) -> float:
     """Rebalance at decision bar ``t`` from ``equity`` to ``targets`` (weights of equity,
     signed; NaN holds) and execute in bar ``a = t + 1`` under ``arrival[:, j]`` (the bar's
-    conditions, :func:`arrival_conditions`) and the volatility ``sigma_bps[t]``. Updates ``positions`` and moves ``marks``
-    (the closes at ``t``) to ``a``'s closes, writes signed filled shares and prices per
-    symbol (0 / NaN where nothing filled) and ``a``'s statistics; returns the cash after
-    the fills. With ``learn``, each fill is folded into the EWMA cost state (``moments``:
-    its rows, :func:`moment_rows`) as :class:`CostModel.update` folds live fills.
+    conditions, :func:`arrival_conditions`) and the volatility ``sigma_bps[t]``. Updates
+    ``positions`` and moves ``marks`` (the closes at ``t``) to ``a``'s closes, writes
+    signed filled shares and prices per symbol (0 / NaN where nothing filled) and ``a``'s
+    statistics; returns the cash after the fills. With ``learn``, each fill is folded into
+    the EWMA cost state (``moments``: its rows, :func:`moment_rows`) as
+    :class:`CostModel.update` folds live fills.
 
     The loop is compiled in four copies, for learning or not and for the square-root law
     or another exponent, so that each keeps only the work it needs."""
