@@ -51,18 +51,29 @@ ARRIVAL_BLOCK_ITEMS = 8192  # bar-symbols of arrival conditions computed ahead (
 SQUARE_ROOT_LAW = 0.5  # the usual impact exponent; loops get a copy specialised to it
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, **VECTOR_LOOP)
 def first_invalid_target_row(targets: np.ndarray) -> int:
-    """Index of the first row of ``targets[T, S]`` that is neither all finite nor all NaN
-    (a hold), or -1: one pass, no temporaries."""
+    """Index of the first row of ``targets[T, S]`` (C-contiguous) that is neither all
+    finite nor all NaN (a hold), or -1.
+
+    One vector pass over all the weights settles the usual case, every weight finite
+    (``w - w`` is 0 for those, NaN for NaN and infinities); rows are examined one by one
+    only when it fails."""
+    weights = targets.reshape(-1)
+    unfinite = 0.0
+    for k in range(weights.shape[0]):
+        unfinite += weights[k] - weights[k]
+    if unfinite == 0.0:
+        return -1
+    n_symbols = targets.shape[1]
     for t in range(targets.shape[0]):
         finite = 0
         missing = 0
-        for s in range(targets.shape[1]):
+        for s in range(n_symbols):
             w = targets[t, s]
             finite += np.isfinite(w)
             missing += w != w
-        if finite != targets.shape[1] and missing != targets.shape[1]:
+        if finite != n_symbols and missing != n_symbols:
             return t
     return -1
 
@@ -396,9 +407,12 @@ def simulate_portfolio(
     out_fill_qty: np.ndarray,
     out_fill_price: np.ndarray,
     out_bar_stats: np.ndarray,
-) -> None:
+) -> int:
     """Run the whole panel: decide at every bar ``t < T - 1`` from ``targets[t]`` (NaN
-    holds), execute in ``t + 1``. Bar 0 starts flat with ``initial_cash``. Writes signed
+    holds), execute in ``t + 1``. Bar 0 starts flat with ``initial_cash``. Returns -1, or
+    the first row of ``targets`` that is neither all finite nor all NaN: each block of
+    rows is checked as it comes up, while it is in cache for the loop that reads it
+    next, and the run stops at a bad one. Writes signed
     fills ``[T, S]`` (row 0 is empty; or ``[1, S]``, rewritten every bar, when the caller
     does not keep them) and per-bar statistics ``[N_BAR_STATS, T]`` (one contiguous
     series each); with
@@ -422,6 +436,9 @@ def simulate_portfolio(
     symbol_order_keys(seed, order_keys)
     for first in range(0, n_bars - 1, block):
         n_decisions = min(block, n_bars - 1 - first)
+        invalid = first_invalid_target_row(targets[first : first + n_decisions])
+        if invalid >= 0:
+            return first + invalid
         fill_arrival_block(first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys, arrival)
         for j in range(n_decisions):
             t = first + j
@@ -431,3 +448,4 @@ def simulate_portfolio(
                 coefs, params, positions, marks, out_fill_qty[fill_row], out_fill_price[fill_row],
                 out_bar_stats[:, t + 1], learn, decay, moments,
             )  # fmt: skip
+    return n_bars - 1 if first_invalid_target_row(targets[n_bars - 1 :]) >= 0 else -1

@@ -34,7 +34,6 @@ from kernels.portfolio import (
     B_TRADED,
     N_ARRIVAL,
     N_BAR_STATS,
-    first_invalid_target_row,
     simulate_portfolio,
 )
 
@@ -106,9 +105,6 @@ class PortfolioSimulator:
         targets = np.ascontiguousarray(targets, dtype=np.float64)
         if targets.shape != (panel.n_bars, panel.n_symbols):
             raise OrderValidationError(f"targets have shape {targets.shape}, the panel is {(panel.n_bars, panel.n_symbols)}")
-        row = first_invalid_target_row(targets)
-        if row >= 0:
-            raise OrderValidationError(f"targets row {row}: weights must be finite, or the whole row NaN to hold")
         if not (np.isfinite(initial_cash) and initial_cash > 0):
             raise OrderValidationError(f"initial_cash must be finite and > 0, got {initial_cash!r}")
         check_latency_fits_bar(self.config, panel.bar_seconds)
@@ -127,7 +123,7 @@ class PortfolioSimulator:
         fill_price = np.empty((fill_rows, n_symbols))
         stats = np.empty((N_BAR_STATS, panel.n_bars))
         block = max(1, ARRIVAL_BLOCK_ITEMS // n_symbols)
-        simulate_portfolio(
+        invalid_row = simulate_portfolio(
             targets, float(initial_cash), panel.open, panel.close, panel.volume, panel.valid,
             panel_spread_bps(panel),
             panel_volatility_bps(panel, self.config.vol_halflife_bars), coefs,
@@ -136,6 +132,8 @@ class PortfolioSimulator:
             np.empty(n_symbols), np.empty(n_symbols),
             fill_qty, fill_price, stats,
         )  # fmt: skip
+        if invalid_row >= 0:
+            raise OrderValidationError(f"targets row {invalid_row}: weights must be finite, or the whole row NaN to hold")
         if self.cost_model is not None and learn:
             self.cost_model.store_rows(panel.symbols, cost_state.T)
         return PortfolioResult(

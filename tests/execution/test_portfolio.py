@@ -115,3 +115,45 @@ def test_rejects_bad_targets_and_latency_longer_than_a_bar() -> None:
         simulator.run(infinite, panel)
     with pytest.raises(ConfigError, match="sub-bar latency"):
         PortfolioSimulator(ExecutionConfig(latency_median_ms=50.0)).run(np.zeros((4, 2)), panel)
+
+
+def first_invalid_row(targets: np.ndarray) -> int:
+    """The rule, row by row: every weight finite, or every weight NaN."""
+    for t, row in enumerate(targets):
+        if not (np.isfinite(row).all() or np.isnan(row).all()):
+            return t
+    return -1
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.sampled_from([2, 3000, 4100]),  # the kernel checks rows a block (8192 // symbols) at a time
+    st.lists(st.tuples(st.integers(0, 11), st.integers(0, 4099), st.sampled_from([np.nan, np.inf, -np.inf])), max_size=3),
+    st.lists(st.integers(0, 11), max_size=3),
+)
+def test_a_bad_target_row_anywhere_is_named_and_the_cost_model_keeps_its_state(
+    n_bars: int, n_symbols: int, bad_weights: list[tuple[int, int, float]], hold_rows: list[int]
+) -> None:
+    close = np.repeat(10.0 + 0.5 * (np.arange(n_bars) % 2), n_symbols).reshape(n_bars, n_symbols)  # volatile from bar 1
+    panel = MarketPanel(
+        ts=np.arange(n_bars) * 60_000_000_000, symbols=tuple(f"S{i}" for i in range(n_symbols)), open=close, high=close,
+        low=close, close=close, volume=np.full_like(close, 1e6), valid=np.ones_like(close, dtype=bool),
+    )  # fmt: skip
+    targets = np.full(close.shape, 0.5 / n_symbols)
+    targets[[row for row in hold_rows if row < n_bars]] = np.nan
+    for row, symbol, weight in bad_weights:
+        if row < n_bars:
+            targets[row, symbol % n_symbols] = weight
+    config = ExecutionConfig(latency_median_ms=10.0)
+    model = CostModel(CostModelConfig(), config)
+    expected = first_invalid_row(targets)
+    if expected < 0:
+        result = PortfolioSimulator(config, model).run(targets, panel, learn=True, record_fills=False)
+        assert (result.traded_notional.sum() > 0) == np.isfinite(targets[:-1]).any()
+        learned = sum(model.effective_observations(s) for s in panel.symbols)
+        assert (learned > 0) == np.isfinite(targets[1:-1]).any()  # from bar 1 on, with a volatility to learn against
+    else:
+        with pytest.raises(OrderValidationError, match=f"targets row {expected}:"):
+            PortfolioSimulator(config, model).run(targets, panel, learn=True, record_fills=False)
+        assert all(model.effective_observations(s) == 0.0 for s in panel.symbols)
