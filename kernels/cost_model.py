@@ -82,32 +82,37 @@ def moment_rows(state: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def ewma_fold(moment: np.ndarray, s: int, value: float, observed: bool, decay: float) -> None:
-    """``moment[s] <- decay * moment[s] + value`` when observed, rounded once as
-    :func:`ewma_observe_row` rounds it.
-
-    Stored either way, so that a loop over symbols stores unconditionally. Not observed,
-    the value stored is ``previous + 0.0``, not the loaded value itself: LLVM turns a
-    store of a choice between a new value and the one loaded from the same place into
-    a masked store, which AMD CPUs execute in microcode, several times slower."""
-    previous = moment[s]
-    moment[s] = choose(observed, multiply_add(previous, decay, value), previous + 0.0)
-
-
-@njit(cache=True, nogil=True, inline="always")
 def ewma_observe(moments: tuple[np.ndarray, ...], s: int, x: float, y: float, spread_bps: float, decay: float) -> None:
     """Fold one observation into symbol ``s``'s EWMA sums (``moments``: one array per
     moment, in ``M_*`` order, indexed by symbol): the slippage moments ``W, Sx, Sy, Sxx,
-    Sxy`` unless ``y`` is NaN, the spread pair unless the spread is NaN."""
+    Sxy`` unless ``y`` is NaN, the spread pair unless the spread is NaN.
+
+    Every moment is stored either way, as ``moment * factor + value`` rounded once, with
+    ``factor, value`` either ``decay`` and the observation or ``1, 0``: a loop over symbols
+    then stores unconditionally and selects only the factors and values (a store of a
+    choice between a new value and the one loaded from the same place becomes a masked
+    store, which AMD CPUs execute in microcode, several times slower)."""
     slip = y == y
     quoted = spread_bps == spread_bps
-    ewma_fold(moments[M_WEIGHT], s, 1.0, slip, decay)
-    ewma_fold(moments[M_X], s, x, slip, decay)
-    ewma_fold(moments[M_Y], s, y, slip, decay)
-    ewma_fold(moments[M_XX], s, x * x, slip, decay)
-    ewma_fold(moments[M_XY], s, x * y, slip, decay)
-    ewma_fold(moments[M_SPREAD_WEIGHT], s, 1.0, quoted, decay)
-    ewma_fold(moments[M_SPREAD], s, spread_bps, quoted, decay)
+    slip_decay = choose(slip, decay, 1.0)
+    spread_decay = choose(quoted, decay, 1.0)
+    x = choose(slip, x, 0.0)
+    y = choose(slip, y, 0.0)
+    spread_bps = choose(quoted, spread_bps, 0.0)
+    ewma_fold(moments[M_WEIGHT], s, slip_decay, choose(slip, 1.0, 0.0))
+    ewma_fold(moments[M_X], s, slip_decay, x)
+    ewma_fold(moments[M_Y], s, slip_decay, y)
+    ewma_fold(moments[M_XX], s, slip_decay, x * x)
+    ewma_fold(moments[M_XY], s, slip_decay, x * y)
+    ewma_fold(moments[M_SPREAD_WEIGHT], s, spread_decay, choose(quoted, 1.0, 0.0))
+    ewma_fold(moments[M_SPREAD], s, spread_decay, spread_bps)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ewma_fold(moment: np.ndarray, s: int, factor: float, value: float) -> None:
+    """``moment[s] <- moment[s] * factor + value``, rounded once as :func:`ewma_observe_row`
+    rounds it."""
+    moment[s] = multiply_add(moment[s], factor, value)
 
 
 @njit(cache=True, nogil=True, inline="always")
