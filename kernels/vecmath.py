@@ -37,7 +37,7 @@ _TWO_POW_52_PLUS_BIAS = float(2**52 + _EXPONENT_BIAS)
 _EXP_LIMIT = 700.0  # exp(700) ~ 1e304: below overflow, and 2**n stays a normal number
 
 # Minimax coefficients, lowest power first. The fits' constant terms (and exp's linear
-# term) round to exactly 1 in float64, which sin and cos write as ``r +`` and ``1.0 +``.
+# term) round to exactly 1 in float64, so multiplying by them costs nothing once compiled.
 # atanh(s) / s as a polynomial in z = s**2, z in [0, ((sqrt 2 - 1) / (sqrt 2 + 1))**2]: 1.1e-18.
 _LOG_SERIES = (
     1.0, 0.33333333333333826, 0.1999999999964944, 0.14285714380673384,
@@ -119,7 +119,7 @@ def cos_sin_quarter_turn(f: float) -> tuple[float, float]:
     v2 = v * v
     v4 = v2 * v2
     a = _SIN_SERIES
-    sin_r = r + (r * v) * (((a[1] + v * a[2]) + v2 * (a[3] + v * a[4])) + v4 * (a[5] + v * a[6]))
+    sin_r = r * a[0] + (r * v) * (((a[1] + v * a[2]) + v2 * (a[3] + v * a[4])) + v4 * (a[5] + v * a[6]))
     b = _COS_SERIES
-    cos_r = 1.0 + v * (((b[1] + v * b[2]) + v2 * (b[3] + v * b[4])) + v4 * (b[5] + v * b[6]))
+    cos_r = b[0] + v * (((b[1] + v * b[2]) + v2 * (b[3] + v * b[4])) + v4 * (b[5] + v * b[6]))
     return (cos_r - sin_r) * _SQRT_HALF, (cos_r + sin_r) * _SQRT_HALF
