@@ -92,20 +92,31 @@ def ewma_observe(moments: tuple[np.ndarray, ...], s: int, x: float, y: float, sp
     then stores unconditionally and selects only the factors and values (a store of a
     choice between a new value and the one loaded from the same place becomes a masked
     store, which AMD CPUs execute in microcode, several times slower)."""
+    ewma_observe_slippage(moments, s, x, y, decay)
+    ewma_observe_spread(moments, s, spread_bps, decay)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ewma_observe_slippage(moments: tuple[np.ndarray, ...], s: int, x: float, y: float, decay: float) -> None:
+    """The slippage moments of :func:`ewma_observe`: ``W, Sx, Sy, Sxx, Sxy`` unless ``y`` is NaN."""
     slip = y == y
-    quoted = spread_bps == spread_bps
     slip_decay = choose(slip, decay, 1.0)
-    spread_decay = choose(quoted, decay, 1.0)
     x = choose(slip, x, 0.0)
     y = choose(slip, y, 0.0)
-    spread_bps = choose(quoted, spread_bps, 0.0)
     ewma_fold(moments[M_WEIGHT], s, slip_decay, choose(slip, 1.0, 0.0))
     ewma_fold(moments[M_X], s, slip_decay, x)
     ewma_fold(moments[M_Y], s, slip_decay, y)
     ewma_fold(moments[M_XX], s, slip_decay, x * x)
     ewma_fold(moments[M_XY], s, slip_decay, x * y)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ewma_observe_spread(moments: tuple[np.ndarray, ...], s: int, spread_bps: float, decay: float) -> None:
+    """The spread pair of :func:`ewma_observe`, unless the spread is NaN."""
+    quoted = spread_bps == spread_bps
+    spread_decay = choose(quoted, decay, 1.0)
     ewma_fold(moments[M_SPREAD_WEIGHT], s, spread_decay, choose(quoted, 1.0, 0.0))
-    ewma_fold(moments[M_SPREAD], s, spread_decay, spread_bps)
+    ewma_fold(moments[M_SPREAD], s, spread_decay, choose(quoted, spread_bps, 0.0))
 
 
 @njit(cache=True, nogil=True, inline="always")

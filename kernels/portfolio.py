@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.cost_model import ewma_observe, moment_rows, slippage_y
+from kernels.cost_model import ewma_observe_slippage, ewma_observe_spread, moment_rows, slippage_y
 from kernels.costs import fill_fee, impact_scale_bps, learned_spread, participation_power, size_free_slippage_bps, spread_bps
 from kernels.fills import QTY_EPS, interpolated_mid, latency_bars, price_at_cost
 from kernels.layout import C_IMPACT_ETA, P_FEE_MIN, P_IMPACT_BETA, P_MAX_PARTICIPATION, P_NOISE_BPS
@@ -47,6 +47,11 @@ A_FIXED_BPS = 2  # half spread + size-free slippage + noise, bps of the referenc
 A_INV_VOLUME = 3  # 1 / bar volume: participation = qty * this
 N_ARRIVAL = 4
 ARRIVAL_BLOCK_ITEMS = 8192  # bar-symbols of arrival conditions computed ahead (256 KiB, in L2)
+# The float32 scratch the draws pass through on their way into the arrival conditions
+# (float32[N_DRAW, bars, S]): the stages of kernels.rng.normal_pair_at, one per loop.
+D_LATENCY_Z = 0  # the radius uniform, then the radius, then the latency normal
+D_NOISE_Z = 1  # the angle's fraction of a quarter turn, then the noise normal
+N_DRAW = 2
 
 SQUARE_ROOT_LAW = 0.5  # the usual impact exponent; loops get a copy specialised to it
 
@@ -86,10 +91,11 @@ def position_value(position: float, mark: float) -> float:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def quoted_spread_row(data_spread_bps: np.ndarray, close: np.ndarray, bar: int) -> int:
-    """Row of ``data_spread_bps`` to read for ``bar``: the bar's own, or row 0 (all NaN)
-    when the data has no spreads."""
-    return bar if data_spread_bps.shape[0] == close.shape[0] else 0
+def has_quoted_spreads(data_spread_bps: np.ndarray, close: np.ndarray) -> bool:
+    """Whether ``data_spread_bps`` has a row per bar; else it is one row of NaN, the data
+    has no spreads, and the loops get copies that never read it: most bar data carries
+    no quotes, and those copies made a learning run about 5% faster."""
+    return data_spread_bps.shape[0] == close.shape[0]
 
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
@@ -132,6 +138,8 @@ def arrival_conditions(
     out_cap: np.ndarray,
     out_fixed_bps: np.ndarray,
     out_inv_volume: np.ndarray,
+    latency_z: np.ndarray,
+    noise_z: np.ndarray,
 ) -> None:
     """Arrival conditions (``A_*``) of the decisions at bars ``first + j``, ``j`` in
     ``range(n_decisions)``, into row ``j`` of the ``out_*`` planes (``[bars, S]``). They
@@ -141,7 +149,8 @@ def arrival_conditions(
     An order decided at ``t`` arrives in ``a = t + 1`` after its latency (capped at the
     bar), at the mid interpolated between the bar's open and close, and may take
     ``max_participation`` of the volume left after that. ``data_spread_bps`` is
-    ``[T, S]``, or one row of NaN when the data has no spreads.
+    ``[T, S]``, or one row of NaN when the data has no spreads. ``latency_z``
+    and ``noise_z`` are the float32 scratch planes (``D_*``) the draws pass through.
 
     Only what the sizing loop cannot compute from the inputs it reads anyway is stored:
     each plane is one more store here and one more load there. Leaving the impact scale
@@ -149,36 +158,69 @@ def arrival_conditions(
     whole simulation about 5% faster; the volume's reciprocal measured the same either
     way."""
     n_symbols = close.shape[1]
-    max_participation = params[P_MAX_PARTICIPATION]
-    noise_bps = params[P_NOISE_BPS]
+    spreads = has_quoted_spreads(data_spread_bps, close)
     for j in range(n_decisions):
         t = first + j
         a = t + 1
-        spread_row = quoted_spread_row(data_spread_bps, close, a)
-        # The draws first, parked in the planes they end up in (the latency normal in
-        # out_reference, the noise normal in out_fixed_bps, the sign bits in out_cap):
-        # in loops of their own, consecutive symbols' long chains (hash, log, sqrt,
-        # sincos) overlap in the core, one stage of normal_pair_at per loop.
+        # The draws first, in float32 scratch planes (``D_*``): in loops of their own,
+        # consecutive symbols' long chains (hash, log, sqrt, sincos) overlap in the core,
+        # one stage of normal_pair_at per loop.
         for s in range(n_symbols):
-            out_reference[j, s], out_fixed_bps[j, s], out_cap[j, s] = box_muller_uniforms(order_keys[s], a)
+            latency_z[j, s], noise_z[j, s] = box_muller_uniforms(order_keys[s], a)
         for s in range(n_symbols):
-            out_reference[j, s] = box_muller_radius(out_reference[j, s])
+            latency_z[j, s] = box_muller_radius(latency_z[j, s])
         for s in range(n_symbols):
-            out_reference[j, s], out_fixed_bps[j, s] = box_muller_pair(out_reference[j, s], out_fixed_bps[j, s], out_cap[j, s])
-        for s in range(n_symbols):
-            noise_z = out_fixed_bps[j, s]
-            frac = min(latency_bars(out_reference[j, s], params), 1.0)
-            reference = interpolated_mid(open_[a, s], close[a, s], frac)
-            sigma = sigma_bps[t, s]
-            quoted = data_spread_bps[spread_row, s]
-            half = 0.5 * spread_bps(reference, sigma, quoted, learned_spread(coefs, s), params)
-            fixed_bps = half + size_free_slippage_bps(sigma, coefs, s) + noise_bps * noise_z
-            tradable = valid[t, s] & valid[a, s]  # both read: no branch to keep the loop scalar
-            bar_volume = volume[a, s]
-            out_reference[j, s] = reference
-            out_cap[j, s] = choose(tradable, max_participation * bar_volume * (1.0 - frac), 0.0)
-            out_fixed_bps[j, s] = fixed_bps
-            out_inv_volume[j, s] = 1.0 / bar_volume
+            latency_z[j, s], noise_z[j, s] = box_muller_pair(latency_z[j, s], noise_z[j, s])
+        if spreads:
+            condition_symbols(
+                j, t, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params,
+                out_reference, out_cap, out_fixed_bps, out_inv_volume, latency_z, noise_z, True,
+            )  # fmt: skip
+        else:
+            condition_symbols(
+                j, t, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params,
+                out_reference, out_cap, out_fixed_bps, out_inv_volume, latency_z, noise_z, False,
+            )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, inline="always", **VECTOR_LOOP)
+def condition_symbols(
+    j: int,
+    t: int,
+    open_: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    valid: np.ndarray,
+    data_spread_bps: np.ndarray,
+    sigma_bps: np.ndarray,
+    coefs: np.ndarray,
+    params: np.ndarray,
+    out_reference: np.ndarray,
+    out_cap: np.ndarray,
+    out_fixed_bps: np.ndarray,
+    out_inv_volume: np.ndarray,
+    latency_z: np.ndarray,
+    noise_z: np.ndarray,
+    spreads: bool,
+) -> None:
+    """The loop over symbols of :func:`arrival_conditions` for decision bar ``t`` (row
+    ``j``), inlined with ``spreads`` (:func:`has_quoted_spreads`) constant."""
+    a = t + 1
+    max_participation = params[P_MAX_PARTICIPATION]
+    noise_bps = params[P_NOISE_BPS]
+    for s in range(close.shape[1]):
+        frac = min(latency_bars(latency_z[j, s], params), 1.0)
+        reference = interpolated_mid(open_[a, s], close[a, s], frac)
+        sigma = sigma_bps[t, s]
+        quoted = data_spread_bps[a, s] if spreads else np.nan
+        half = 0.5 * spread_bps(reference, sigma, quoted, learned_spread(coefs, s), params)
+        fixed_bps = half + size_free_slippage_bps(sigma, coefs, s) + noise_bps * noise_z[j, s]
+        tradable = valid[t, s] & valid[a, s]  # both read: no branch to keep the loop scalar
+        bar_volume = volume[a, s]
+        out_reference[j, s] = reference
+        out_cap[j, s] = choose(tradable, max_participation * bar_volume * (1.0 - frac), 0.0)
+        out_fixed_bps[j, s] = fixed_bps
+        out_inv_volume[j, s] = 1.0 / bar_volume
 
 
 @njit(cache=True, nogil=True, **VECTOR_LOOP)
@@ -195,13 +237,16 @@ def fill_arrival_block(
     params: np.ndarray,
     order_keys: np.ndarray,
     arrival: np.ndarray,
+    draws: np.ndarray,
 ) -> None:
-    """:func:`arrival_conditions` into the scratch ``arrival[N_ARRIVAL, bars, S]``, passed
-    as one array per plane: stores to several planes of one array, a run-time row length
-    apart, are dependences LLVM cannot rule out, and it leaves such a loop scalar."""
+    """:func:`arrival_conditions` into the scratch ``arrival[N_ARRIVAL, bars, S]``, with
+    the draws' scratch ``draws[N_DRAW, bars, S]`` (float32), each passed as one array per
+    plane: stores to several planes of one array, a run-time row length apart, are
+    dependences LLVM cannot rule out, and it leaves such a loop scalar."""
     arrival_conditions(
         first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys,
         arrival[A_REFERENCE], arrival[A_CAP], arrival[A_FIXED_BPS], arrival[A_INV_VOLUME],
+        draws[D_LATENCY_Z], draws[D_NOISE_Z],
     )  # fmt: skip
 
 
@@ -237,29 +282,41 @@ def rebalance(
     the EWMA cost state (``moments``: its rows, :func:`moment_rows`) as
     :class:`CostModel.update` folds live fills.
 
-    The loop is compiled in four copies, for learning or not and for the square-root law
-    or another exponent, so that each keeps only the work it needs."""
+    The loop is compiled in six copies, for the square-root law or another exponent, and
+    for learning from data with quoted spreads, learning from data without, or not
+    learning, so that each keeps only the work it needs."""
     beta = params[P_IMPACT_BETA]
     root = beta == SQUARE_ROOT_LAW
-    if learn and root:
+    spreads = learn and has_quoted_spreads(data_spread_bps, close)
+    if root and spreads:
         sums = rebalance_symbols(
             t, targets, equity, arrival, j, close, valid, data_spread_bps, sigma_bps, coefs, params,
-            positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, True, decay, moments,
+            positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, True, True, decay, moments,
         )  # fmt: skip
-    elif learn:
+    elif root and learn:
         sums = rebalance_symbols(
             t, targets, equity, arrival, j, close, valid, data_spread_bps, sigma_bps, coefs, params,
-            positions, marks, fill_qty, fill_price, beta, True, decay, moments,
+            positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, True, False, decay, moments,
         )  # fmt: skip
     elif root:
         sums = rebalance_symbols(
             t, targets, equity, arrival, j, close, valid, data_spread_bps, sigma_bps, coefs, params,
-            positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, False, decay, moments,
+            positions, marks, fill_qty, fill_price, SQUARE_ROOT_LAW, False, False, decay, moments,
+        )  # fmt: skip
+    elif spreads:
+        sums = rebalance_symbols(
+            t, targets, equity, arrival, j, close, valid, data_spread_bps, sigma_bps, coefs, params,
+            positions, marks, fill_qty, fill_price, beta, True, True, decay, moments,
+        )  # fmt: skip
+    elif learn:
+        sums = rebalance_symbols(
+            t, targets, equity, arrival, j, close, valid, data_spread_bps, sigma_bps, coefs, params,
+            positions, marks, fill_qty, fill_price, beta, True, False, decay, moments,
         )  # fmt: skip
     else:
         sums = rebalance_symbols(
             t, targets, equity, arrival, j, close, valid, data_spread_bps, sigma_bps, coefs, params,
-            positions, marks, fill_qty, fill_price, beta, False, decay, moments,
+            positions, marks, fill_qty, fill_price, beta, False, False, decay, moments,
         )  # fmt: skip
     spent, cost, fees, traded, value, gross = sums
     cash -= spent
@@ -291,16 +348,17 @@ def rebalance_symbols(
     fill_price: np.ndarray,
     beta: float,
     learn: bool,
+    spreads: bool,
     decay: float,
     moments: tuple[np.ndarray, ...],
 ) -> tuple[float, float, float, float, float, float]:
-    """The loop of :func:`rebalance`, inlined with ``beta`` and ``learn`` constants;
-    returns the bar's cash spent, cost, fees, traded notional, net and gross position value.
+    """The loop of :func:`rebalance`, inlined with ``beta``, ``learn`` and ``spreads``
+    (:func:`has_quoted_spreads`) constants; returns the bar's cash spent, cost, fees,
+    traded notional, net and gross position value.
 
     Every symbol is priced whether or not it trades and a mask decides what is kept: the
     loop has no branches, so it runs in vector lanes."""
     a = t + 1
-    spread_row = quoted_spread_row(data_spread_bps, close, a)
     fee_min = params[P_FEE_MIN]
     spent = 0.0
     cost = 0.0
@@ -339,9 +397,11 @@ def rebalance_symbols(
         value += worth
         gross += abs(worth)
         if learn:
-            quoted = data_spread_bps[spread_row, s]
+            quoted = data_spread_bps[a, s] if spreads else np.nan
             y = slippage_y(fixed_bps, quoted, sigma) + coefs[C_IMPACT_ETA, s] * power
-            ewma_observe(moments, s, power, choose(trade, y, np.nan), choose(trade, quoted, np.nan), decay)
+            ewma_observe_slippage(moments, s, power, choose(trade, y, np.nan), decay)
+            if spreads:  # else no fill has a quoted spread to fold
+                ewma_observe_spread(moments, s, choose(trade, quoted, np.nan), decay)
     return spent, cost, fees, traded, value, gross
 
 
@@ -365,6 +425,7 @@ def portfolio_step(
     decay: float,
     order_keys: np.ndarray,
     arrival: np.ndarray,
+    draws: np.ndarray,
     positions: np.ndarray,
     marks: np.ndarray,
     fill_qty: np.ndarray,
@@ -374,10 +435,10 @@ def portfolio_step(
     """One decision at bar ``t`` and its execution in ``t + 1``, for callers that step
     bar by bar (the RL environment): :func:`arrival_conditions` into the scratch
     ``arrival[N_ARRIVAL, 1, S]``, then :func:`rebalance`; returns the cash after.
-    ``cost_state`` and the scratch ``order_keys`` are as in :func:`simulate_portfolio`
-    (``cost_state`` of any width when not learning)."""
+    ``cost_state`` and the scratch ``order_keys`` and ``draws[N_DRAW, 1, S]`` are as in
+    :func:`simulate_portfolio` (``cost_state`` of any width when not learning)."""
     symbol_order_keys(seed, order_keys)
-    fill_arrival_block(t, 1, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys, arrival)
+    fill_arrival_block(t, 1, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys, arrival, draws)
     return rebalance(
         t, targets, equity, cash, arrival, 0, close, valid, data_spread_bps, sigma_bps, coefs, params,
         positions, marks, fill_qty, fill_price, bar_stats, learn, decay, moment_rows(cost_state),
@@ -402,6 +463,7 @@ def simulate_portfolio(
     decay: float,
     order_keys: np.ndarray,
     arrival: np.ndarray,
+    draws: np.ndarray,
     positions: np.ndarray,
     marks: np.ndarray,
     out_fill_qty: np.ndarray,
@@ -420,7 +482,8 @@ def simulate_portfolio(
     (see :func:`rebalance`).
 
     Scratch: ``order_keys`` (uint64 ``[S]``), ``arrival[N_ARRIVAL, block, S]``
-    (conditions of ``block`` bars ahead), ``positions`` and ``marks`` ``[S]``."""
+    (conditions of ``block`` bars ahead), ``draws[N_DRAW, block, S]`` (float32, their
+    draws), ``positions`` and ``marks`` ``[S]``."""
     n_bars = close.shape[0]
     block = arrival.shape[1]
     positions[:] = 0.0
@@ -439,7 +502,9 @@ def simulate_portfolio(
         invalid = first_invalid_target_row(targets[first : first + n_decisions])
         if invalid >= 0:
             return first + invalid
-        fill_arrival_block(first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys, arrival)
+        fill_arrival_block(
+            first, n_decisions, open_, close, volume, valid, data_spread_bps, sigma_bps, coefs, params, order_keys, arrival, draws
+        )  # fmt: skip
         for j in range(n_decisions):
             t = first + j
             fill_row = t + 1 if record_fills else 0

@@ -30,7 +30,17 @@ import numpy as np
 from numba import njit
 
 from kernels.layout import N_COST_STATE
-from kernels.portfolio import B_EQUITY, B_GROSS_EXPOSURE, B_TRADED, N_ARRIVAL, N_BAR_STATS, mark_to_market, portfolio_step, position_value
+from kernels.portfolio import (
+    B_EQUITY,
+    B_GROSS_EXPOSURE,
+    B_TRADED,
+    N_ARRIVAL,
+    N_BAR_STATS,
+    N_DRAW,
+    mark_to_market,
+    portfolio_step,
+    position_value,
+)
 from kernels.rng import uniform
 
 # Environment parameters (float64[N_ENV_PARAMS]).
@@ -158,6 +168,7 @@ def step_envs(
     stats = np.empty(N_BAR_STATS)
     order_keys = np.empty(n_symbols, dtype=np.uint64)
     arrival = np.empty((N_ARRIVAL, 1, n_symbols))
+    draws = np.empty((N_DRAW, 1, n_symbols), dtype=np.float32)
     no_cost_state = np.empty((N_COST_STATE, 0))  # envs do not learn costs
     limit = env_params[E_LEVERAGE_LIMIT]
     for i in range(n_envs):
@@ -166,7 +177,8 @@ def step_envs(
         t = bar[i]
         cash[i, 0] = portfolio_step(
             t, targets, before, cash[i, 0], open_, close, volume, valid, data_spread_bps, sigma_bps,
-            coefs, params, seeds[i], False, no_cost_state, 1.0, order_keys, arrival, positions[i], marks[i], fill_qty, fill_price, stats,
+            coefs, params, seeds[i], False, no_cost_state, 1.0, order_keys, arrival, draws,
+            positions[i], marks[i], fill_qty, fill_price, stats,
         )  # fmt: skip
         after = stats[B_EQUITY]
         equity[i] = after

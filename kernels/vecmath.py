@@ -4,11 +4,11 @@ LLVM turns ``np.log``/``np.exp``/``np.cos`` into calls to the scalar C library, 
 loop with such a call stays scalar (the vectorised math library numba can use, SVML, is
 not in the pip builds of llvmlite). These versions are plain arithmetic and bit
 operations, so a loop over symbols that uses them compiles to AVX2/AVX-512 code. Each is
-accurate to a few units in the last place over the domain it documents (tested against
-NumPy); the polynomials are minimax fits (Remez exchange in 40-digit arithmetic, weighted
-for relative error) on arguments reduced far enough that the fit's own error is below
-1e-16 relative: one or two terms fewer than Taylor series of the same accuracy, which
-made the portfolio kernel, whose draws use all three functions, 3-5% faster.
+accurate to a few units in the last place of its type over the domain it documents
+(tested against NumPy); the polynomials are minimax fits (Remez exchange, weighted for
+relative error) on arguments reduced far enough that the fit's own error is below the
+type's rounding: ``log`` and ``exp`` in float64, ``log`` and ``sincos`` in float32 for
+the random draws (:mod:`kernels.rng` says why those are float32).
 
 The polynomials are evaluated by Estrin's scheme (pairs of terms combined by powers
 ``x**2, x**4, x**8``) rather than Horner's: the same coefficients, but a dependency chain
@@ -28,11 +28,9 @@ _LN2_HI = 0.6931471803691238  # ln 2 with its 21 low mantissa bits zero, so n * 
 _LN2_LO = 1.9082149292705877e-10  # ln 2 - _LN2_HI
 _LOG2E = 1.0 / math.log(2.0)
 _SQRT2 = math.sqrt(2.0)
-_SQRT_HALF = math.sqrt(0.5)
-_QUARTER_TURN = math.pi / 2.0
 _EXPONENT_BIAS = 1023
 _MANTISSA_MASK = (1 << 52) - 1
-ONE_BITS = _EXPONENT_BIAS << 52  # the bits of the float64 1.0
+_ONE_BITS = _EXPONENT_BIAS << 52  # the bits of the float64 1.0
 _TWO_POW_52_PLUS_BIAS = float(2**52 + _EXPONENT_BIAS)
 _EXP_LIMIT = 700.0  # exp(700) ~ 1e304: below overflow, and 2**n stays a normal number
 
@@ -49,14 +47,23 @@ _EXP_SERIES = (
     0.0013888888951597029, 0.0001984126943022234, 2.480148611939914e-05, 2.7557623747054713e-06,
     2.763244281359727e-07, 2.4994188475174722e-08,
 )  # fmt: skip
-# sin(r) / r and cos(r) as polynomials in v = -r**2, |r| <= pi / 4: 3.3e-18 and 6.1e-17.
-_SIN_SERIES = (
-    1.0, 0.16666666666666616, 0.008333333333320002, 0.0001984126982840213, 2.755731329901509e-06,
-    2.5050705846384202e-08, 1.5894136372244074e-10,
-)  # fmt: skip
-_COS_SERIES = (
-    1.0, 0.4999999999999941, 0.04166666666648785, 0.0013888888870591692, 2.48015786493504e-05,
-    2.7555242408902386e-07, 2.0630636399186515e-09,
+
+# Float32: fits with the constant term held at exactly 1, coefficients rounded to float32.
+_F32 = np.float32
+_ONE32 = _F32(1.0)
+_SQRT2_32 = _F32(math.sqrt(2.0))
+_SQRT_HALF_32 = _F32(math.sqrt(0.5))
+_LN2_32 = _F32(_LN2)  # 2.7e-9 relative off ln 2: far below a float32 ulp of exponent * ln 2
+_QUARTER_TURN_32 = _F32(math.pi / 2.0)
+_FLOAT32_BIAS = 127
+_FLOAT32_MANTISSA_MASK = (1 << 23) - 1
+_ONE_BITS_32 = _FLOAT32_BIAS << 23  # the bits of the float32 1.0
+# atanh(s) / s = 1 + z * (...), z = s**2 in [0, ((sqrt 2 - 1) / (sqrt 2 + 1))**2]: 8.2e-10.
+_LOG_SERIES_32 = (_ONE32, _F32(0.3333338797092438), _F32(0.19988787174224854), _F32(0.14935468137264252))
+# sin(r) / r and cos(r) = 1 + v * (...), v = -r**2, |r| <= pi / 4: 8.3e-9 and 1.9e-9.
+_SIN_SERIES_32 = (_ONE32, _F32(0.16666655242443085), _F32(0.00833216030150652), _F32(0.00019515282474458218))
+_COS_SERIES_32 = (
+    _ONE32, _F32(0.5), _F32(0.04166662320494652), _F32(0.0013886683154851198), _F32(2.4379880414926447e-05),
 )  # fmt: skip
 
 
@@ -69,7 +76,7 @@ def log_positive(x: float) -> float:
     """
     bits = np.float64(x).view(np.int64)
     exponent = (bits >> 52) - _EXPONENT_BIAS
-    mantissa = np.int64((bits & _MANTISSA_MASK) | ONE_BITS).view(np.float64)
+    mantissa = np.int64((bits & _MANTISSA_MASK) | _ONE_BITS).view(np.float64)
     high = mantissa > _SQRT2
     mantissa = mantissa * 0.5 if high else mantissa
     exponent = exponent + 1 if high else exponent
@@ -108,18 +115,34 @@ def exp_clamped(x: float) -> float:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def cos_sin_quarter_turn(f: float) -> tuple[float, float]:
-    """``cos`` and ``sin`` of the angle ``f * pi / 2`` for ``f`` in ``[0, 1]``.
+def log_positive32(x: np.float32) -> np.float32:
+    """:func:`log_positive` in float32, for a positive, finite, normal float32 ``x``:
+    ``atanh(s) / s`` to ``s**6``."""
+    bits = np.float32(x).view(np.int32)
+    exponent = (bits >> 23) - _FLOAT32_BIAS
+    mantissa = np.int32((bits & _FLOAT32_MANTISSA_MASK) | _ONE_BITS_32).view(np.float32)
+    high = mantissa > _SQRT2_32
+    mantissa = mantissa * _F32(0.5) if high else mantissa
+    exponent = exponent + 1 if high else exponent
+    s = (mantissa - _ONE32) / (mantissa + _ONE32)
+    z = s * s
+    c = _LOG_SERIES_32
+    series = (c[0] + z * c[1]) + (z * z) * (c[2] + z * c[3])
+    return np.float32(exponent) * _LN2_32 + _F32(2.0) * s * series
 
-    The angle is ``pi / 4 + r`` with ``|r| <= pi / 4``: ``sin r`` and ``cos r`` to ``r**13``
-    and ``r**12``, then rotated by ``pi / 4``.
+
+@njit(cache=True, nogil=True, inline="always")
+def cos_sin_quarter_turn32(f: np.float32) -> tuple[np.float32, np.float32]:
+    """``cos`` and ``sin`` of the angle ``f * pi / 2`` for a float32 ``f`` in ``[0, 1]``.
+
+    The angle is ``pi / 4 + r`` with ``|r| <= pi / 4``: ``sin r`` and ``cos r`` to ``r**7``
+    and ``r**8``, then rotated by ``pi / 4``.
     """
-    r = (f - 0.5) * _QUARTER_TURN
+    r = (f - _F32(0.5)) * _QUARTER_TURN_32
     v = -(r * r)
     v2 = v * v
-    v4 = v2 * v2
-    a = _SIN_SERIES
-    sin_r = r * a[0] + (r * v) * (((a[1] + v * a[2]) + v2 * (a[3] + v * a[4])) + v4 * (a[5] + v * a[6]))
-    b = _COS_SERIES
-    cos_r = b[0] + v * (((b[1] + v * b[2]) + v2 * (b[3] + v * b[4])) + v4 * (b[5] + v * b[6]))
-    return (cos_r - sin_r) * _SQRT_HALF, (cos_r + sin_r) * _SQRT_HALF
+    a = _SIN_SERIES_32
+    sin_r = r * a[0] + (r * v) * ((a[1] + v * a[2]) + v2 * a[3])
+    b = _COS_SERIES_32
+    cos_r = b[0] + v * ((b[1] + v * b[2]) + v2 * (b[3] + v * b[4]))
+    return (cos_r - sin_r) * _SQRT_HALF_32, (cos_r + sin_r) * _SQRT_HALF_32

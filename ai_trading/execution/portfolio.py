@@ -34,6 +34,7 @@ from kernels.portfolio import (
     B_TRADED,
     N_ARRIVAL,
     N_BAR_STATS,
+    N_DRAW,
     simulate_portfolio,
 )
 
@@ -129,6 +130,7 @@ class PortfolioSimulator:
             panel_volatility_bps(panel, self.config.vol_halflife_bars), coefs,
             execution_params(self.config, panel.bar_seconds), np.uint64(self.config.seed),
             learn, cost_state, decay, np.empty(n_symbols, dtype=np.uint64), np.empty((N_ARRIVAL, block, n_symbols)),
+            np.empty((N_DRAW, block, n_symbols), dtype=np.float32),
             np.empty(n_symbols), np.empty(n_symbols),
             fill_qty, fill_price, stats,
         )  # fmt: skip

@@ -3,6 +3,12 @@
 Written from the model in DESIGN.md and the formulas in the kernel docstrings, with plain
 Python floats and integers (the random generator is re-implemented with Python integers),
 so that agreement with the Numba kernels means both say what the model says.
+
+One exception: the kernels' normal draws are float32 (see kernels.rng), a few float32
+ulps from the exact Box-Muller transform of their bits, :func:`exact_normal_pair`, which
+test_random_draws holds them to. The simulator references take the kernels' draws
+themselves (:func:`normal_pair`), so that they can check every formula downstream of the
+draws to float64 precision.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from ai_trading.config import ExecutionConfig
 from ai_trading.types import MarketPanel, OrderBatch
+from kernels import rng
 
 MASK = (1 << 64) - 1
 
@@ -31,16 +39,29 @@ def key_hash(seed: int, order_id: int, bar: int, stream: int = 0) -> int:
     return splitmix64(h ^ (bar & MASK))
 
 
-def normal_pair(seed: int, order_id: int, bar: int) -> tuple[float, float]:
-    """Box-Muller on the key's two 32-bit halves: radius from the high half; angle in the
-    first quadrant from 30 low bits, its two lowest bits the signs of the pair."""
+def exact_normal_pair(seed: int, order_id: int, bar: int) -> tuple[float, float]:
+    """Box-Muller on the key's bits, in float64: radius from the high 30 bits, angle in the
+    first quadrant from 30 low bits, the two lowest bits the signs of the pair; each
+    uniform is the float32 nearest to the midpoint of its bits' interval."""
     h = key_hash(seed, order_id, bar)
-    radius = math.sqrt(-2.0 * math.log(((h >> 32) + 0.5) / 2.0**32))
-    low = h & 0xFFFFFFFF
-    angle = ((low >> 2) + 0.5) / 2.0**30 * math.pi / 2
-    first = radius * math.cos(angle) * (-1.0 if low & 1 else 1.0)
-    second = radius * math.sin(angle) * (-1.0 if low & 2 else 1.0)
+    u = float(np.float32(((h >> 34) + 0.5) / 2.0**30))
+    fraction = float(np.float32((((h >> 2) & (2**30 - 1)) + 0.5) / 2.0**30))
+    radius = math.sqrt(-2.0 * math.log(u))
+    angle = fraction * math.pi / 2
+    first = radius * math.cos(angle) * (-1.0 if h & 1 else 1.0)
+    second = radius * math.sin(angle) * (-1.0 if h & 2 else 1.0)
     return first, second
+
+
+@njit
+def _kernel_normal_pair(seed: np.uint64, order_id: int, bar: int) -> tuple[np.float32, np.float32]:
+    return rng.normal_pair(seed, order_id, bar, rng.STREAM_EXECUTION)
+
+
+def normal_pair(seed: int, order_id: int, bar: int) -> tuple[float, float]:
+    """The kernels' own float32 draws for a key (see the module docstring)."""
+    first, second = _kernel_normal_pair(np.uint64(seed), order_id, bar)
+    return float(first), float(second)
 
 
 def latency_bars(cfg: ExecutionConfig, seed: int, order_id: int, first_bar: int, bar_seconds: float) -> float:

@@ -56,7 +56,7 @@ def test_ewma_sums_match_reference(n: int, halflife: float, seed: int) -> None:
         assert state[column] == pytest.approx(expected[name], rel=1e-9, abs=1e-12)
 
 
-@njit(cache=True)
+@njit
 def _fold_moment_by_moment(state: np.ndarray, symbol: np.ndarray, x: np.ndarray, y: np.ndarray, spread: np.ndarray, decay: float) -> None:
     moments = moment_columns(state)
     for k in range(symbol.shape[0]):

@@ -5,19 +5,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit, uint64
 
 from kernels.costs import participation_power
-from kernels.rng import STREAM_EXECUTION, normal_pair, open_unit
-from kernels.vecmath import cos_sin_quarter_turn, exp_clamped, log_positive
+from kernels.rng import STREAM_EXECUTION, box_muller_radius, normal_pair, open_unit32
+from kernels.vecmath import cos_sin_quarter_turn32, exp_clamped, log_positive, log_positive32
 from tests.execution import reference
 
 ULP = 2.0**-52
+ULP32 = 2.0**-23
 
 
-@njit(cache=True)
+@njit
 def _normal_pairs(seed: np.uint64, n_orders: int, n_bars: int, out: np.ndarray) -> None:
     for order in range(n_orders):
         for bar in range(n_bars):
@@ -51,12 +53,18 @@ def test_exp_clamps_instead_of_overflowing() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.floats(min_value=0.0, max_value=1.0))
-def test_quarter_turn_matches_the_c_library(f: float) -> None:
-    cos_angle, sin_angle = cos_sin_quarter_turn(f)
+@given(st.floats(min_value=2.0**-126, max_value=float(np.finfo(np.float32).max), width=32))
+def test_float32_log_matches_the_c_library(x: float) -> None:
+    assert abs(float(log_positive32(np.float32(x))) - math.log(x)) <= 4 * ULP32 * abs(math.log(x))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=0.0, max_value=1.0, width=32))
+def test_float32_quarter_turn_matches_the_c_library(f: float) -> None:
+    cos_angle, sin_angle = cos_sin_quarter_turn32(np.float32(f))
     angle = f * math.pi / 2
-    assert abs(cos_angle - math.cos(angle)) <= 4 * ULP
-    assert abs(sin_angle - math.sin(angle)) <= 4 * ULP
+    assert abs(float(cos_angle) - math.cos(angle)) <= 2 * ULP32
+    assert abs(float(sin_angle) - math.sin(angle)) <= 2 * ULP32
 
 
 @settings(max_examples=200, deadline=None)
@@ -68,26 +76,38 @@ def test_participation_power_matches_pow(participation: float, beta: float) -> N
     assert participation_power(0.0, beta) == 0.0**beta
 
 
-@njit(cache=True)
-def _open_unit(bits: np.uint64, n_bits: int) -> float:
-    return open_unit(bits, n_bits)
+@njit
+def _open_unit32(bits: np.uint64) -> np.float32:
+    return open_unit32(bits)
 
 
 @settings(deadline=None)  # the first example compiles
-@given(st.sampled_from([30, 32]).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, 2**n - 1))))
-def test_open_unit_is_the_exact_midpoint_of_its_bits(case: tuple[int, int]) -> None:
-    n_bits, bits = case
-    u = _open_unit(np.uint64(bits), n_bits)
-    assert u == (bits + 0.5) / 2.0**n_bits  # exact: both sides need at most n_bits + 1 bits
-    assert 0.0 < u < 1.0
+@given(st.integers(0, 2**30 - 1))
+def test_open_unit_is_the_float32_nearest_the_midpoint_of_its_bits(bits: int) -> None:
+    u = _open_unit32(np.uint64(bits))
+    assert u == np.float32((bits + 0.5) / 2.0**30)
+    assert 0.0 < u <= 1.0
 
 
-@settings(max_examples=100, deadline=None)
+@njit
+def _radius(bits: np.uint64) -> np.float32:
+    return box_muller_radius(open_unit32(bits))
+
+
+def test_the_extreme_uniforms_give_the_extreme_radii() -> None:
+    # u = 2**-31 is the smallest uniform; the largest rounds to 1 in float32, radius 0.
+    assert float(_radius(np.uint64(0))) == pytest.approx(math.sqrt(62 * math.log(2)), rel=4 * ULP32)
+    assert _radius(np.uint64(2**30 - 1)) == 0.0
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**64 - 1), st.integers(0, 2**40), st.integers(0, 2**31))
-def test_normal_pair_matches_the_reference(seed: int, order: int, bar: int) -> None:
+def test_normal_pair_is_the_exact_transform_to_float32_precision(seed: int, order: int, bar: int) -> None:
     got = normal_pair(np.uint64(seed), order, bar, STREAM_EXECUTION)
-    expected = reference.normal_pair(seed, order, bar)
-    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-14)
+    expected = reference.exact_normal_pair(seed, order, bar)
+    radius = math.hypot(*expected)
+    assert all(float(np.float32(z)) == z for z in got)  # float32 values
+    np.testing.assert_allclose(np.float64(got), expected, rtol=0, atol=4 * ULP32 * max(radius, 1.0))
 
 
 def test_normal_pairs_are_standard_normal_and_independent() -> None:

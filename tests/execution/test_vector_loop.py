@@ -21,7 +21,7 @@ def rounded_once(a: float, b: float, c: float) -> float:
     return float(Fraction(a) * Fraction(b) + Fraction(c))
 
 
-@njit(cache=True)
+@njit
 def _choose(condition: bool, value: float, otherwise: float) -> float:
     return choose(condition, value, otherwise)
 
@@ -34,7 +34,7 @@ def test_choose_picks_by_the_condition(condition: bool, value: float, otherwise:
     assert got == expected or (math.isnan(got) and math.isnan(expected))
 
 
-@njit(cache=True)
+@njit
 def _multiply_add(a: float, b: float, c: float) -> float:
     return multiply_add(a, b, c)
 
@@ -45,13 +45,13 @@ def test_multiply_add_rounds_once(a: float, b: float, c: float) -> None:
     assert _multiply_add(a, b, c) == rounded_once(a, b, c)
 
 
-@njit(cache=True)
+@njit
 def _lanes_of_eight(array: np.ndarray, offset: int, factor: float, addends: np.ndarray) -> None:
     values = (addends[0], addends[1], addends[2], addends[3], addends[4], addends[5], addends[6], addends[7])
     multiply_add_lanes(array, offset, factor, values)
 
 
-@njit(cache=True)
+@njit
 def _lanes_of_three(array: np.ndarray, offset: int, factor: float, addends: np.ndarray) -> None:
     multiply_add_lanes(array, offset, factor, (addends[0], addends[1], addends[2]))
 
@@ -74,7 +74,7 @@ def test_multiply_add_lanes_updates_exactly_its_run(lanes: int, offset: int, ini
         assert value == expected, f"element {i}"
 
 
-@njit(cache=True)
+@njit
 def _sum_prefetching(values: np.ndarray, ahead: int) -> float:
     total = 0.0
     for k in range(values.shape[0]):
