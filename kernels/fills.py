@@ -165,6 +165,7 @@ def simulate_orders(
         start = t0 + 1 + skip
         end = min(start + order_tif[i], n_bars)
         remaining = order_qty[i]
+        filled = 0.0  # summed, not order_qty - remaining, which loses digits on large orders
         notional = 0.0
         fees = 0.0
         last_fill = -1
@@ -205,17 +206,17 @@ def simulate_orders(
             last_fill = n_fills
             n_fills += 1
             remaining -= qty
+            filled += qty
             notional += price * qty
             fees += fee
             if remaining <= QTY_EPS:
                 break
-        filled = order_qty[i] - remaining if remaining > QTY_EPS else order_qty[i]
         if last_fill >= 0:
             if fees < params[P_FEE_MIN]:
                 fill_fee_out[last_fill] += params[P_FEE_MIN] - fees
                 fees = params[P_FEE_MIN]
-            out_filled[i] = filled
-            out_avg_price[i] = notional / filled
+            out_filled[i] = order_qty[i] if remaining <= QTY_EPS else filled
+            out_avg_price[i] = notional / out_filled[i]
             out_fees[i] = fees
             out_status[i] = S_FILLED if remaining <= QTY_EPS else S_PARTIAL
         elif out_arrival_bar[i] >= 0:
