@@ -8,7 +8,11 @@ One exception: the kernels' normal draws are float32 (see kernels.rng), a few fl
 ulps from the exact Box-Muller transform of their bits, :func:`exact_normal_pair`, which
 test_random_draws holds them to. The simulator references take the kernels' draws
 themselves (:func:`normal_pair`), so that they can check every formula downstream of the
-draws to float64 precision.
+draws to float64 precision. Those draws depend on the kernel's compile flags: the
+portfolio kernel's loops (kernels.vector_loop) may fuse and reorder the float32
+arithmetic, which rounds about one draw in twelve an ulp or so differently from the
+order simulator's, and a ulp of the latency normal moves an arrival mid by up to 1e-8 of
+itself. The reference therefore takes each kernel's draws as compiled with its flags.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from numba import njit
 from ai_trading.config import ExecutionConfig
 from ai_trading.types import MarketPanel, OrderBatch
 from kernels import rng
+from kernels.vector_loop import VECTOR_LOOP
 
 MASK = (1 << 64) - 1
 
@@ -53,20 +58,26 @@ def exact_normal_pair(seed: int, order_id: int, bar: int) -> tuple[float, float]
     return first, second
 
 
-@njit
 def _kernel_normal_pair(seed: np.uint64, order_id: int, bar: int) -> tuple[np.float32, np.float32]:
     return rng.normal_pair(seed, order_id, bar, rng.STREAM_EXECUTION)
 
 
-def normal_pair(seed: int, order_id: int, bar: int) -> tuple[float, float]:
-    """The kernels' own float32 draws for a key (see the module docstring)."""
-    first, second = _kernel_normal_pair(np.uint64(seed), order_id, bar)
+_ORDER_DRAWS = njit(_kernel_normal_pair)
+_VECTOR_LOOP_DRAWS = njit(fastmath=VECTOR_LOOP["fastmath"])(_kernel_normal_pair)
+
+
+def normal_pair(seed: int, order_id: int, bar: int, vector_loop: bool = False) -> tuple[float, float]:
+    """The kernels' own float32 draws for a key: the order simulator's, or with
+    ``vector_loop`` the portfolio kernel's (see the module docstring)."""
+    draws = _VECTOR_LOOP_DRAWS if vector_loop else _ORDER_DRAWS
+    first, second = draws(np.uint64(seed), order_id, bar)
     return float(first), float(second)
 
 
-def latency_bars(cfg: ExecutionConfig, seed: int, order_id: int, first_bar: int, bar_seconds: float) -> float:
+def latency_bars(cfg: ExecutionConfig, seed: int, order_id: int, first_bar: int, bar_seconds: float, vector_loop: bool = False) -> float:
     """Lognormal latency in bars, from the first normal of the bar after the decision."""
-    return cfg.latency_median_ms / 1000.0 * math.exp(cfg.latency_sigma * normal_pair(seed, order_id, first_bar)[0]) / bar_seconds
+    z = normal_pair(seed, order_id, first_bar, vector_loop)[0]
+    return cfg.latency_median_ms / 1000.0 * math.exp(cfg.latency_sigma * z) / bar_seconds
 
 
 def volatility_bps(close: np.ndarray, valid: np.ndarray, halflife: float) -> np.ndarray:
@@ -200,14 +211,14 @@ def simulate_portfolio(cfg: ExecutionConfig, targets: np.ndarray, panel: MarketP
             if abs(gap) <= 1e-9:
                 continue
             side = 1 if gap > 0 else -1
-            frac = min(latency_bars(cfg, cfg.seed, s, a, panel.bar_seconds), 1.0)
+            frac = min(latency_bars(cfg, cfg.seed, s, a, panel.bar_seconds, vector_loop=True), 1.0)
             o, c, v = float(panel.open[a, s]), float(panel.close[a, s]), float(panel.volume[a, s])
             reference = o + (c - o) * frac
             qty = min(abs(gap), cfg.max_participation * v * (1 - frac))
             if qty <= 1e-9:
                 continue
             quoted = float(panel.spread_bps[a, s]) if panel.spread_bps is not None else math.nan
-            z = normal_pair(cfg.seed, s, a)[1]
+            z = normal_pair(cfg.seed, s, a, vector_loop=True)[1]
             price = reference * (1 + side * slice_cost_bps(cfg, reference, qty, v, sigma[t, s], quoted, z) / 1e4)
             fee = max(cfg.fee_bps / 1e4 * price * qty + cfg.fee_per_share * qty, cfg.fee_min)
             positions[s] += side * qty
@@ -231,7 +242,7 @@ def learned_cost_state(cfg: ExecutionConfig, panel: MarketPanel, fill_qty: np.nd
             if qty == 0.0:
                 continue
             side = 1.0 if qty > 0 else -1.0
-            frac = min(latency_bars(cfg, cfg.seed, s, a, panel.bar_seconds), 1.0)
+            frac = min(latency_bars(cfg, cfg.seed, s, a, panel.bar_seconds, vector_loop=True), 1.0)
             o, c = float(panel.open[a, s]), float(panel.close[a, s])
             mid = o + (c - o) * frac
             quoted = float(panel.spread_bps[a, s]) if panel.spread_bps is not None else math.nan

@@ -10,7 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit, uint64
 
+from ai_trading.config import ExecutionConfig
+from ai_trading.execution.parameters import execution_params
 from kernels.costs import participation_power
+from kernels.layout import N_SYMBOL_COEFS
+from kernels.portfolio import N_ARRIVAL, N_DRAW, fill_arrival_block, symbol_order_keys
 from kernels.rng import STREAM_EXECUTION, box_muller_radius, normal_pair, open_unit32
 from kernels.vecmath import cos_sin_quarter_turn32, exp_clamped, log_positive, log_positive32
 from tests.execution import reference
@@ -130,3 +134,22 @@ def test_draws_are_a_pure_function_of_the_key() -> None:
     np.testing.assert_array_equal(normal_pairs(11, 20, 50), normal_pairs(11, 20, 50))
     assert not np.array_equal(normal_pairs(11, 20, 50), normal_pairs(12, 20, 50))
     assert normal_pair(np.uint64(5), 3, 9, STREAM_EXECUTION) == normal_pair(uint64(5), 3, 9, STREAM_EXECUTION)
+
+
+@pytest.mark.parametrize("n_symbols", [1, 7, 16, 37])
+def test_the_portfolio_kernel_draws_what_the_reference_takes(n_symbols: int) -> None:
+    """Bit for bit, in the vector body and the scalar remainder of its loops alike, so
+    that the portfolio references check the kernel to float64 precision."""
+    n_bars = 60
+    close = np.full((n_bars + 1, n_symbols), 100.0)
+    keys = np.empty(n_symbols, np.uint64)
+    symbol_order_keys(np.uint64(2026), keys)
+    draws = np.empty((N_DRAW, n_bars, n_symbols), np.float32)
+    arrival = np.empty((N_ARRIVAL, n_bars, n_symbols))
+    params = execution_params(ExecutionConfig(), 60.0)
+    fill_arrival_block(
+        0, n_bars, close, close, close, np.ones_like(close, bool), np.full((1, n_symbols), np.nan),
+        np.full_like(close, 20.0), np.zeros((N_SYMBOL_COEFS, n_symbols)), params, keys, arrival, draws,
+    )  # fmt: skip
+    expected = [[reference.normal_pair(2026, s, t + 1, vector_loop=True) for s in range(n_symbols)] for t in range(n_bars)]
+    np.testing.assert_array_equal(np.moveaxis(draws, 0, -1), np.array(expected))
