@@ -7,10 +7,13 @@ over symbols, a Python loop over bars; a Python loop over events) so the benchma
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ai_trading.config import ExecutionConfig
-from ai_trading.types import MarketPanel
+from ai_trading.types import MarketPanel, OrderBatch
+from tests.execution import reference
 
 
 def portfolio_numpy(config: ExecutionConfig, targets: np.ndarray, panel: MarketPanel, sigma: np.ndarray, cash: float) -> np.ndarray:
@@ -74,3 +77,11 @@ def volatility_numpy(close: np.ndarray, valid: np.ndarray, halflife: float) -> n
         last = np.where(valid[t], close[t], last)
         out[t] = np.sqrt(moment / np.where(weight > 0, weight, 1.0)) * 1e4
     return out
+
+
+def reference_order_simulation(config: ExecutionConfig, orders: OrderBatch, panel: MarketPanel) -> Callable[[], object]:
+    """The pure-Python order simulator (tests.execution.reference) as a baseline. It takes
+    the kernels' draws from a Numba helper compiled on first use; that compile happens
+    here, so that the timing measures the simulation alone."""
+    reference.normal_pair(config.seed, 0, 0)
+    return lambda: reference.simulate_orders(config, orders, panel, volatility_numpy(panel.close, panel.valid, config.vol_halflife_bars))

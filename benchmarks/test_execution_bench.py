@@ -11,10 +11,9 @@ from ai_trading.execution.parameters import panel_volatility_bps
 from ai_trading.execution.portfolio import PortfolioSimulator
 from ai_trading.execution.simulator import ExecutionSimulator
 from ai_trading.types import MarketPanel, OrderBatch
-from benchmarks.baselines import ewma_update_python, portfolio_numpy, volatility_numpy
+from benchmarks.baselines import ewma_update_python, portfolio_numpy, reference_order_simulation
 from kernels.cost_model import ewma_update, zeros_cost_rows
 from kernels.layout import N_COST_STATE
-from tests.execution import reference
 
 MINUTE_NS = 60_000_000_000
 
@@ -101,9 +100,7 @@ def test_order_simulator(throughput) -> None:
     result = throughput.measure(
         lambda: simulator.simulate(orders, panel),
         items=n_orders,
-        baseline=lambda: reference.simulate_orders(
-            config, baseline_orders, small_panel, volatility_numpy(small_panel.close, small_panel.valid, config.vol_halflife_bars)
-        ),
+        baseline=reference_order_simulation(config, baseline_orders, small_panel),
         baseline_items=baseline_n,
         rounds=3,
         baseline_rounds=1,

@@ -12,8 +12,7 @@ from ai_trading.data import MarketDataStore
 from ai_trading.execution.demo import demo_orders
 from ai_trading.execution.simulator import ExecutionSimulator
 from ai_trading.types import OrderBatch
-from benchmarks.baselines import volatility_numpy
-from tests.execution import reference
+from benchmarks.baselines import reference_order_simulation
 
 
 def test_sim_command_end_to_end(throughput, tmp_path: Path) -> None:
@@ -33,7 +32,7 @@ def test_sim_command_end_to_end(throughput, tmp_path: Path) -> None:
     throughput.measure(
         lambda: subprocess.run(command, check=True, capture_output=True),
         items=first["orders"],
-        baseline=lambda: reference.simulate_orders(config, head, panel, volatility_numpy(panel.close, panel.valid, config.vol_halflife_bars)),
+        baseline=reference_order_simulation(config, head, panel),
         baseline_items=sample,
         rounds=3,
         baseline_rounds=1,
