@@ -1,7 +1,10 @@
 """Counter-based random numbers keyed by (seed, order id, bar, stream).
 
 A draw is a pure function of its key, so a seeded simulation gives bit-identical results
-however orders are batched, ordered or split across threads. The mixer is SplitMix64
+however orders are batched, ordered or split across threads. Its last bit may depend on
+the compile flags of the kernel it is inlined into: the portfolio kernel's fast-math
+loops (kernels.vector_loop) round about one float32 normal in twelve an ulp or so
+differently from the order simulator. The mixer is SplitMix64
 (Steele, Lea and Flood 2014), whose finaliser is a strong 64-bit bijection.
 
 Execution draws (stream ``STREAM_EXECUTION``) come in pairs per (order, bar): the first
