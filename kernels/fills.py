@@ -215,10 +215,11 @@ def simulate_orders(
             if fees < params[P_FEE_MIN]:
                 fill_fee_out[last_fill] += params[P_FEE_MIN] - fees
                 fees = params[P_FEE_MIN]
-            out_filled[i] = order_qty[i] if remaining <= QTY_EPS else filled
+            complete = remaining <= QTY_EPS
+            out_filled[i] = order_qty[i] if complete else filled
             out_avg_price[i] = notional / out_filled[i]
             out_fees[i] = fees
-            out_status[i] = S_FILLED if remaining <= QTY_EPS else S_PARTIAL
+            out_status[i] = S_FILLED if complete else S_PARTIAL
         elif out_arrival_bar[i] >= 0:
             out_status[i] = S_UNFILLED
         else:

@@ -1,10 +1,7 @@
 """Counter-based random numbers keyed by (seed, order id, bar, stream).
 
 A draw is a pure function of its key, so a seeded simulation gives bit-identical results
-however orders are batched, ordered or split across threads. Its last bit may depend on
-the compile flags of the kernel it is inlined into: the portfolio kernel's fast-math
-loops (kernels.vector_loop) round about one float32 normal in twelve an ulp or so
-differently from the order simulator. The mixer is SplitMix64
+however orders are batched, ordered or split across threads. The mixer is SplitMix64
 (Steele, Lea and Flood 2014), whose finaliser is a strong 64-bit bijection.
 
 Execution draws (stream ``STREAM_EXECUTION``) come in pairs per (order, bar): the first
@@ -17,7 +14,10 @@ any of it can show: a float32 ulp of a normal (at most 4.8e-7, for ``|z| < 6.5``
 fill price by under 5e-11 of itself per bp of noise. Everything computed from the draws
 (latency, prices, costs) is float64. In float32 a vector holds twice the lanes, and the
 polynomials need half the terms, which made the fused portfolio simulation, whose
-arrival loops are mostly this transform, 13% faster.
+arrival loops are mostly this transform, 13% faster. A normal's last bit may depend on
+the compile flags of the kernel the transform is inlined into: the portfolio kernel's
+fast-math loops (kernels.vector_loop) round about one in twelve an ulp or so
+differently from the order simulator.
 """
 
 from __future__ import annotations
