@@ -37,6 +37,15 @@ class DataStoreError(AiTradingError):
     """The market-data store cannot be opened or written (locked, corrupt, unwritable)."""
 
 
+class DataSourceError(AiTradingError):
+    """A market-data source (a broker's data API) refused a request, cannot be reached, or
+    answered in a shape we cannot read; nothing from it was written."""
+
+
+class DataConflictError(AiTradingError):
+    """Incoming bars would change bars already stored, or collide with each other."""
+
+
 class OrderValidationError(AiTradingError):
     """An order batch is malformed: negative quantity, unknown symbol, bad limit, ..."""
 

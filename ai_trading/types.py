@@ -48,6 +48,8 @@ class MarketPanel:
     :param valid: True where the bar exists and is tradable ``[T, S]``
     :param spread_bps: quoted spread in bps of mid ``[T, S]``, NaN where unknown; None when
         the source has no spread column (the simulator then models it)
+    :param frequency: the bars' frequency (``1d``, ``1min``, ... see
+        :mod:`ai_trading.data.frequency`); None when unknown (then inferred from ``ts``)
     """
 
     ts: IntArray
@@ -59,6 +61,7 @@ class MarketPanel:
     volume: FloatArray
     valid: BoolArray
     spread_bps: FloatArray | None = None
+    frequency: str | None = None
 
     def __post_init__(self) -> None:
         ts = np.ascontiguousarray(self.ts, dtype=np.int64)

@@ -1,11 +1,12 @@
 """Alpaca Trading API v2 adapter over httpx.
 
 Safe requests (GET, DELETE) are retried after transport errors, 429 and 5xx with an
-exponential backoff. An order submission (POST) is sent exactly once: if the connection
-failed before the request left, it is a plain :class:`BrokerError`; if it may have left
-(read timeout, dropped connection, 5xx) it is an :class:`UnknownOutcomeError`, which the
-OMS resolves by looking the order up by ``client_order_id`` and, if it never arrived,
-resending under the same id (Alpaca refuses a second order with that id: HTTP 422).
+exponential backoff (:mod:`ai_trading.http_retry`). An order submission (POST) is sent
+exactly once: if the connection failed before the request left, it is a plain
+:class:`BrokerError`; if it may have left (read timeout, dropped connection, 5xx) it is an
+:class:`UnknownOutcomeError`, which the OMS resolves by looking the order up by
+``client_order_id`` and, if it never arrived, resending under the same id (Alpaca refuses
+a second order with that id: HTTP 422).
 
 Credentials go only into request headers; they are never logged or put in errors.
 """
@@ -13,7 +14,6 @@ Credentials go only into request headers; they are never logged or put in errors
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ import httpx
 
 from ai_trading.config import AlpacaConfig
 from ai_trading.errors import BrokerError, ConfigError, DuplicateOrderError, OrderRejected, UnknownOutcomeError
+from ai_trading.http_retry import RetryPolicy, error_message, request_with_retries
 from ai_trading.oms.broker import BrokerFill, BrokerOrder, BrokerOrderStatus, BrokerPosition, OrderRequest
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ _OPEN_STATUSES = frozenset(
 )
 # The request cannot have reached the server: safe to report as "not sent".
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 ORDERS_PAGE_LIMIT = 500
 FILLS_PAGE_SIZE = 100
 
@@ -113,14 +113,6 @@ def _position_from_json(data: dict[str, Any]) -> BrokerPosition:
     )
 
 
-def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    return str(body.get("message", body)) if isinstance(body, dict) else str(body)[:200]
-
-
 class AlpacaBroker:
     """The :class:`~ai_trading.oms.broker.Broker` for Alpaca's Trading API v2.
 
@@ -149,29 +141,22 @@ class AlpacaBroker:
 
     def _safe_request(self, method: str, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         """An idempotent request, retried after transport errors, 429 and 5xx."""
-        attempts = 1 + self._config.max_retries
-        for attempt in range(attempts):
-            try:
-                response = self._client.request(method, path, params=params)
-            except httpx.TransportError as exc:
-                failure = f"{type(exc).__name__}"
-            else:
-                if response.status_code not in _RETRY_STATUS:
-                    return response
-                failure = f"HTTP {response.status_code}: {_error_message(response)}"
-            logger.warning(
-                "ALPACA_REQUEST_RETRY",
-                extra={"method": method, "path": path, "attempt": attempt + 1, "failure": failure},
-            )
-            if attempt + 1 < attempts:
-                time.sleep(self._config.retry_backoff_s * 2**attempt)
-        raise BrokerError(f"Alpaca {method} {path} failed after {attempts} attempts: {failure}")
+        return request_with_retries(
+            self._client,
+            method,
+            path,
+            params=params,
+            policy=RetryPolicy(self._config.max_retries, self._config.retry_backoff_s),
+            error=BrokerError,
+            service="Alpaca",
+            event="ALPACA_REQUEST_RETRY",
+        )
 
     def _json(self, response: httpx.Response, what: str) -> Any:
         if response.status_code == 401:
             raise BrokerError(f"Alpaca refused the credentials ({what}): check APCA_API_KEY_ID/APCA_API_SECRET_KEY")
         if response.status_code >= 400:
-            raise BrokerError(f"Alpaca {what}: HTTP {response.status_code}: {_error_message(response)}")
+            raise BrokerError(f"Alpaca {what}: HTTP {response.status_code}: {error_message(response)}")
         try:
             return response.json()
         except ValueError as exc:
@@ -201,7 +186,7 @@ class AlpacaBroker:
         status = response.status_code
         if status >= 500:
             raise UnknownOutcomeError(f"order {cid}: Alpaca answered HTTP {status}; look it up by client_order_id")
-        message = _error_message(response) if status >= 400 else ""
+        message = error_message(response) if status >= 400 else ""
         if status == 422 and "client_order_id" in message:
             raise DuplicateOrderError(f"Alpaca already holds an order with client_order_id {cid}: {message}")
         if status in (403, 422):
@@ -214,7 +199,7 @@ class AlpacaBroker:
         response = self._safe_request("DELETE", f"/v2/orders/{broker_order_id}")
         if response.status_code not in (200, 204):
             raise BrokerError(
-                f"Alpaca cannot cancel order {broker_order_id}: HTTP {response.status_code}: {_error_message(response)}"
+                f"Alpaca cannot cancel order {broker_order_id}: HTTP {response.status_code}: {error_message(response)}"
             )
         logger.info("ALPACA_ORDER_CANCEL_REQUESTED", extra={"broker_order_id": broker_order_id})
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from ai_trading.data.frequency import panel_frequency
 from ai_trading.data.schema import BARS_SCHEMA, TS_TYPE, VALUE_COLUMNS
 from ai_trading.errors import DataValidationError, UnknownSymbolError
 from ai_trading.types import IntArray, MarketPanel
@@ -96,13 +97,14 @@ def _time_axis(table: pa.Table, ns_per_unit: int) -> IntArray:
     return ts[first] * ns_per_unit
 
 
-def panel_from_arrow(table: pa.Table, symbols: Sequence[str] | None = None) -> MarketPanel:
+def panel_from_arrow(table: pa.Table, symbols: Sequence[str] | None = None, frequency: str | None = None) -> MarketPanel:
     """Build a time-major panel from bar rows in any order.
 
     :param table: columns ``symbol`` (string or dictionary), ``ts`` (timestamp, any unit),
         ``open``, ``high``, ``low``, ``close``, ``volume`` and optionally ``spread_bps``
     :param symbols: the panel's symbols in order (may include symbols without rows);
         default: the table's symbols, sorted
+    :param frequency: the bars' frequency, recorded on the panel
     :raises DataValidationError: duplicate (symbol, ts) rows, bad or missing columns
     :raises UnknownSymbolError: the table holds a symbol that ``symbols`` lacks
     """
@@ -134,17 +136,21 @@ def panel_from_arrow(table: pa.Table, symbols: Sequence[str] | None = None) -> M
     has_spread = "spread_bps" in table.column_names and table.column("spread_bps").null_count < table.num_rows
     fields = dict(zip(VALUE_COLUMNS, block, strict=True))
     spread = fields.pop("spread_bps")
-    return MarketPanel(ts=axis, symbols=symbols, valid=valid, spread_bps=spread if has_spread else None, **fields)
+    return MarketPanel(
+        ts=axis, symbols=symbols, valid=valid, spread_bps=spread if has_spread else None, frequency=frequency, **fields
+    )
 
 
 def panel_to_arrow(panel: MarketPanel) -> pa.Table:
-    """The panel's valid cells as bar rows (time-major order) with :data:`BARS_SCHEMA`."""
+    """The panel's valid cells as bar rows (time-major order) with :data:`BARS_SCHEMA`; the
+    frequency is the panel's, or the one its time axis is spaced at."""
     t_index, s_index = np.nonzero(panel.valid)
     spread = None if panel.spread_bps is None else panel.spread_bps[t_index, s_index]
     symbol_names = pa.array(panel.symbols, pa.string())
     return pa.table(
         {
             "symbol": pa.DictionaryArray.from_arrays(s_index.astype(np.int32), symbol_names).cast(pa.string()),
+            "frequency": pa.array([panel_frequency(panel)] * t_index.size, pa.string()),
             "ts": pa.array(panel.ts[t_index], TS_TYPE),
             "open": panel.open[t_index, s_index],
             "high": panel.high[t_index, s_index],

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from ai_trading.data.frequency import parse_frequency
 from ai_trading.data.panel import panel_to_arrow
 from ai_trading.data.validation import RowLocator, validate_bars
 from ai_trading.errors import ConfigError
@@ -184,6 +185,7 @@ def generate_panel(n_symbols: int, n_bars: int, frequency: str = DAILY, seed: in
     return MarketPanel(
         ts=_timestamps(n_bars, frequency),
         symbols=symbol_names(n_symbols, frequency),
+        frequency=parse_frequency(frequency),
         valid=valid,
         **columns,
     )

@@ -1,14 +1,20 @@
-"""A local HTTP server speaking the subset of Alpaca's Trading API v2 JSON the adapter uses.
+"""A local HTTP server speaking the subset of Alpaca's Trading API v2 and Market Data API v2
+JSON that the adapter and the bars client use.
 
-Runs ``http.server`` in a thread on 127.0.0.1. Orders, fills and positions live in memory.
+Runs ``http.server`` in a thread on 127.0.0.1. Orders, fills, positions and historical
+bars (``server.add_bars``) live in memory; bars are served ``bars_page_size`` at a time
+across symbols, as Alpaca pages them, with an opaque ``next_page_token``.
 Faults are scripted per request: ``server.fault("POST", "/v2/orders", "accept_then_drop")``
 makes the next matching request misbehave once (actions: ``status:<code>``,
-``sleep:<seconds>``, ``accept_then_drop``, ``accept_then_sleep:<seconds>``).
+``sleep:<seconds>``, ``accept_then_drop``, ``accept_then_sleep:<seconds>``,
+``retry_after:<seconds>``: a 429 with that ``Retry-After`` header).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import sys
 import threading
 import time
@@ -21,6 +27,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 KEY_ID = "test-key-id"
+TIMEFRAMES = re.compile(r"^([1-9]|[1-5][0-9])Min$|^([1-9]|1[0-9]|2[0-3])Hour$|^1Day$")
+VALID_SYMBOL = re.compile(r"^[A-Z][A-Z.]{0,9}$")
 SECRET_KEY = "test-secret-key-do-not-log"
 
 
@@ -33,6 +41,9 @@ class AlpacaState:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     activities: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    queries: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    bars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    bars_page_size: int = 10_000
     faults: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,6 +118,32 @@ class AlpacaState:
                 }
             )
 
+    def bars_page(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """One page of GET /v2/stocks/bars: bars ordered by symbol then time, ``start`` and
+        ``end`` inclusive, at most ``min(limit, bars_page_size)`` bars across symbols."""
+        symbols = query.get("symbols", "").split(",")
+        bad = [symbol for symbol in symbols if not VALID_SYMBOL.match(symbol)]
+        if bad:
+            return 422, {"code": 42210000, "message": f"invalid symbol: {bad[0]}"}
+        if not TIMEFRAMES.match(query.get("timeframe", "")):
+            return 422, {"code": 42210000, "message": f"invalid timeframe: {query.get('timeframe')!r}"}
+        start, end = (datetime.fromisoformat(query[key].replace("Z", "+00:00")) for key in ("start", "end"))
+        with self.lock:
+            selected = [
+                (symbol, bar)
+                for symbol in sorted(symbols)
+                for bar in self.bars.get(symbol, [])
+                if start <= datetime.fromisoformat(bar["t"].replace("Z", "+00:00")) <= end
+            ]
+        offset = int(base64.b64decode(query["page_token"])) if "page_token" in query else 0
+        size = min(int(query.get("limit", 1000)), self.bars_page_size)
+        page: dict[str, list[dict[str, Any]]] = {}
+        for symbol, bar in selected[offset : offset + size]:
+            page.setdefault(symbol, []).append(bar)
+        more = offset + size < len(selected)
+        token = base64.b64encode(str(offset + size).encode()).decode() if more else None
+        return 200, {"bars": page, "next_page_token": token}
+
     def positions(self) -> list[dict[str, Any]]:
         net: dict[str, Decimal] = {}
         with self.lock:
@@ -126,10 +163,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server signature
         pass
 
-    def _send(self, status: int, payload: Any = None) -> None:
+    def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
         body = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -140,6 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
         state.requests.append((method, url.path))
+        state.queries.append((method, url.path, query))
         if self.headers.get("APCA-API-KEY-ID") != KEY_ID or self.headers.get("APCA-API-SECRET-KEY") != SECRET_KEY:
             self._send(401, {"code": 40110000, "message": "request is not authorized"})
             return
@@ -147,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
         kind, _, arg = action.partition(":")
         if kind == "status":
             self._send(int(arg), {"code": 50010000, "message": "internal server error"})
+            return
+        if kind == "retry_after":
+            self._send(429, {"code": 42910000, "message": "too many requests"}, {"Retry-After": arg})
             return
         if kind == "sleep":
             time.sleep(float(arg))
@@ -188,6 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, items[: int(query.get("page_size", 100))])
         elif method == "GET" and url.path == "/v2/positions":
             self._send(200, state.positions())
+        elif method == "GET" and url.path == "/v2/stocks/bars":
+            self._send(*state.bars_page(query))
         else:
             self._send(404, {"code": 40410000, "message": f"no route {method} {url.path}"})
 
@@ -227,6 +272,16 @@ class FakeAlpaca:
 
     def fault(self, method: str, path: str, action: str) -> None:
         self.state.faults.append((method, path, action))
+
+    def add_bars(self, symbol: str, bars: list[dict[str, Any]]) -> None:
+        """Bars the market-data endpoint serves for ``symbol`` (Alpaca's JSON: t, o, h, l,
+        c, v, n, vw), in time order."""
+        with self.state.lock:
+            self.state.bars.setdefault(symbol, []).extend(bars)
+
+    def bars_queries(self) -> list[dict[str, str]]:
+        """The query of every bars request received, in order."""
+        return [query for method, path, query in self.state.queries if (method, path) == ("GET", "/v2/stocks/bars")]
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for request in self.state.requests if request == (method, path))

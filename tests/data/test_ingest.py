@@ -12,7 +12,7 @@ import pytest
 
 from ai_trading.data import MarketDataStore, read_bars
 from ai_trading.data import validation as rules
-from ai_trading.errors import DataValidationError, UnknownSymbolError
+from ai_trading.errors import DataConflictError, DataValidationError, UnknownSymbolError
 
 GOOD_ROWS = [
     # ts, open, high, low, close, volume
@@ -75,7 +75,7 @@ BAD_FILES = [
     ("NaN volume", HEADER + GOOD_LINE + "2024-01-03,10,11,9,10.5,nan\n", rules.RULE_VOLUME, 2),
     ("duplicate timestamp", HEADER + GOOD_LINE + GOOD_LINE, rules.RULE_DUPLICATE, 2),
     ("decreasing timestamp", HEADER + GOOD_LINE + "2024-01-01,10,11,9,10.5,1000\n", rules.RULE_ORDER, 2),
-    ("sub-microsecond timestamp", HEADER + GOOD_LINE + "2024-01-03 00:00:00.000000001,10,11,9,10.5,1\n", rules.RULE_TS_PRECISION, 2),
+    ("sub-microsecond timestamp", HEADER + "2024-01-02 15:00:00,10,11,9,10.5,1\n2024-01-02 15:01:00.000000001,10,11,9,10.5,1\n", rules.RULE_TS_PRECISION, 2),
     ("zone offset on some rows only", HEADER + GOOD_LINE + "2024-01-03T00:00:00Z,10,11,9,10.5,1\n", rules.RULE_TS_PARSE, 2),
     ("negative spread", HEADER.strip() + ",spread_bps\n2024-01-02,10,11,9,10.5,1000,2\n2024-01-03,10,11,9,10.5,1,-3\n", rules.RULE_SPREAD, 2),
     ("missing close column", "Date,Open,High,Low,Volume\n2024-01-02,10,11,9,1000\n", rules.RULE_COLUMNS, None),
@@ -161,7 +161,7 @@ def test_symbol_argument_must_match_symbol_column(tmp_path: Path) -> None:
         read_bars(path, "ABC")
     assert (caught.value.row, caught.value.rule) == (2, rules.RULE_SYMBOL_SOURCE)
     with pytest.raises(DataValidationError, match="--symbol"):
-        read_bars(write(tmp_path / "nosym.csv", HEADER + GOOD_LINE))
+        read_bars(write(tmp_path / "no symbol here.csv", HEADER + GOOD_LINE))
 
 
 def test_rows_of_several_symbols_are_ordered_per_symbol(tmp_path: Path) -> None:
@@ -180,16 +180,22 @@ def test_unknown_file_type_and_missing_file(tmp_path: Path) -> None:
         read_bars(tmp_path / "absent.csv", "A")
 
 
-def test_reingest_is_idempotent_and_replaces_same_keys(store: MarketDataStore, tmp_path: Path) -> None:
+def test_reingest_is_a_no_op_and_changed_bars_need_replace(store: MarketDataStore, tmp_path: Path) -> None:
     path = write(tmp_path / "abc.csv", SPELLINGS[0][1])
     first = store.ingest(path, symbol="ABC")
     after_first = contents(store)
     second = store.ingest(path, symbol="ABC")
-    assert (first.inserted, first.replaced) == (3, 0)
-    assert (second.inserted, second.replaced) == (0, 3)
+    assert (first.inserted, first.unchanged, first.replaced) == (3, 0, 0)
+    assert (second.inserted, second.unchanged, second.replaced) == (0, 3, 0)
     assert contents(store) == after_first
     corrected = write(tmp_path / "fix.csv", "Date,Open,High,Low,Close,Volume\n2024-01-03,10.5,11.2,10.1,11.1,1600\n")
-    store.ingest(corrected, symbol="ABC")
+    with pytest.raises(DataConflictError) as caught:
+        store.ingest(corrected, symbol="ABC")
+    assert "1 bars already stored with other values" in str(caught.value) and "--replace" in str(caught.value)
+    assert "close 11.0 -> 11.1" in str(caught.value) and "volume 1500.0 -> 1600.0" in str(caught.value)
+    assert contents(store) == after_first
+    fixed = store.ingest(corrected, symbol="ABC", replace=True)
+    assert (fixed.inserted, fixed.unchanged, fixed.replaced) == (0, 0, 1)
     assert store.row_count() == len(after_first)
     panel = store.panel(["ABC"])
     assert panel.close[1, 0] == 11.1 and panel.volume[1, 0] == 1600

@@ -113,7 +113,7 @@ def test_bad_columns_are_refused() -> None:
     with pytest.raises(DataValidationError, match="missing columns: close"):
         panel_from_arrow(table.drop_columns(["close"]))
     with pytest.raises(DataValidationError, match="timestamp"):
-        panel_from_arrow(table.set_column(1, "ts", table.column("ts").cast(pa.int64())))
+        panel_from_arrow(table.set_column(table.column_names.index("ts"), "ts", table.column("ts").cast(pa.int64())))
 
 
 def test_null_free_float_columns_are_read_without_copying() -> None:

@@ -83,7 +83,7 @@ def test_panel_matches_reference_of_written_rows(tmp_path_factory: pytest.TempPa
     directory = tmp_path_factory.mktemp("store")
     paths = [write_parquet(directory / f"f{k}.parquet", rows) for k, rows in enumerate(files)]
     with MarketDataStore(directory / "bars.duckdb") as store:
-        store.ingest(paths)
+        store.ingest(paths, frequency="1min")  # sparse minutes: a spacing would not tell
         panel = store.panel(symbols, start, end)
     expected = reference_panel([row for rows in files for row in rows], symbols, start, end)
     assert panel.symbols == tuple(symbols)
@@ -120,7 +120,8 @@ def test_unparseable_bound_is_refused(daily_store: MarketDataStore) -> None:
 
 def test_query_arrow_columns_order_and_filters(daily_store: MarketDataStore) -> None:
     table = daily_store.query_arrow(["B", "A"], start="2024-03-02", end="2024-03-04", sort=True)
-    assert table.column_names == ["symbol", "ts", *FIELDS]
+    assert table.column_names == ["symbol", "frequency", "ts", *FIELDS]
+    assert set(table.column("frequency").to_pylist()) == {"1d"}
     assert table.column("symbol").cast(pa.string()).to_pylist() == ["A", "A", "B", "B"]
     assert table.column("ts").type == pa.timestamp("us", tz="UTC")
     assert table.column("ts").cast(pa.int64()).to_pylist() == [(BASE_NS + d * DAY_NS) // 1000 for d in (1, 2, 1, 2)]
@@ -160,7 +161,7 @@ def test_read_only_store(tmp_path: Path) -> None:
     with pytest.raises(DataStoreError, match="cannot open"):
         MarketDataStore(tmp_path / "absent.duckdb", read_only=True)
     duckdb.connect(str(tmp_path / "other.duckdb")).close()
-    with pytest.raises(DataStoreError, match="no bars table"):
+    with pytest.raises(DataStoreError, match="holds no bars"):
         MarketDataStore(tmp_path / "other.duckdb", read_only=True)
     path = tmp_path / "bars.duckdb"
     MarketDataStore(path).close()
