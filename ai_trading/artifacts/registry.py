@@ -1,9 +1,10 @@
-"""The model registry: the current and the previous model of each name.
+"""The model registry: the current and the previous model of each name, of every kind.
 
-``promote`` admits a training run only when every seed artifact verifies (trusted
-signature, every digest, no extra file, the feature schema hash the caller expects), the
-run is complete, and the promotion gate passes on the seeds' signed out-of-sample
-results, re-evaluated here rather than read from an unsigned report. The chosen seed's
+``promote`` admits a source (an RL training run, an ML artifact) only through the
+:class:`~ai_trading.artifacts.admission.PromotionGate` its caller hands it: the gate
+verifies every artifact of the source (trusted signature, every digest, no extra file,
+the feature schema hash the caller expects) and judges the signed results; the registry
+itself knows no model kind and imports no gate. The chosen
 artifact is copied from the verified bytes into the registry's content-addressed store
 ``store/<name>/<manifest_sha256>/``, so later changes to the run directory cannot change
 what is registered. ``rollback`` makes the previous model current again (a second
@@ -31,14 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ai_trading.artifacts.admission import Admission, PromotionGate
 from ai_trading.artifacts.atomic import fsync_dir, write_atomic
 from ai_trading.artifacts.loading import Trust, VerifiedArtifact, load_verified, verify_artifact
 from ai_trading.artifacts.manifest import MANIFEST_FILE, SIGNATURE_FILE, read_regular_file
 from ai_trading.artifacts.state_file import JsonStateFile, append_jsonl
-from ai_trading.config import ArtifactsConfig, PromotionCriteria
+from ai_trading.config import ArtifactsConfig
 from ai_trading.errors import PromotionRejected, ProvenanceError, RegistryError, SignatureError
-from ai_trading.rl.governance import GovernanceReport, evaluate
-from ai_trading.rl.seed_artifact import VerifiedRun, read_run
 
 logger = logging.getLogger(__name__)
 
@@ -110,20 +110,23 @@ class ModelSlots:
 class PromotionResult:
     """The outcome of :meth:`ModelRegistry.promote`.
 
-    :param model: the registry name (the run's ``[rl_train] model_name``)
-    :param seed: the promoted seed
+    :param model: the registry name (an RL run's ``[rl_train] model_name``, an ML model's name)
     :param slots: current and previous after the promotion
     :param changed: False when the model was already current (nothing was written)
     :param dropped: the entry that fell out of the registry, if any
-    :param report: the promotion gate's verdict on the run
+    :param admission: the promotion gate's verdict on the source
     """
 
     model: str
-    seed: int
     slots: ModelSlots
     changed: bool
     dropped: RegistryEntry | None
-    report: GovernanceReport
+    admission: Admission
+
+    @property
+    def choice(self) -> str:
+        """Which artifact of the source was registered (``seed 2``)."""
+        return self.admission.choice
 
 
 def _now() -> str:
@@ -223,79 +226,63 @@ class ModelRegistry:
         logger.info("REGISTRY_MODEL_LOADED", extra={"model": model, "artifact": entry.name, "version": entry.version})
         return artifact
 
-    def promote(
-        self,
-        run_dir: Path,
-        trust: Trust,
-        expected_feature_schema_hash: str,
-        criteria: PromotionCriteria | None = None,
-        seed: int | None = None,
-    ) -> PromotionResult:
-        """Register one seed of a training run as the current model of the run's name.
+    def promote(self, source: Path, trust: Trust, expected_feature_schema_hash: str, gate: PromotionGate) -> PromotionResult:
+        """Register the artifact ``gate`` chooses from ``source`` as the current model of its name.
 
-        Every seed artifact must verify and the run must pass the promotion gate; the seed
-        is ``seed`` or the one with the best validation Sharpe. The old current becomes the
-        previous, the older previous is dropped with its stored copy. Every seed's version
-        is recorded in the rollback state, so no older build of any of them loads anymore.
+        The gate verifies and judges the source; only a passing source is registered. The
+        old current becomes the previous, the older previous is dropped with its stored
+        copy. Every member artifact's version is recorded in the rollback state, so no
+        older build of any of them loads anymore.
 
-        :raises PromotionRejected: the gate rejected the run (its reasons attached)
-        :raises SignatureError, ProvenanceError, FeatureSchemaMismatch: a seed artifact
-            fails verification, or the run is incomplete or mixed
-        :raises RollbackError: the run is older than versions already accepted (use
+        :raises PromotionRejected: the gate rejected the source (its reasons attached)
+        :raises SignatureError, ProvenanceError, FeatureSchemaMismatch: verification failed,
+            or the source is incomplete, mixed or of another kind than the gate's
+        :raises RollbackError: the source is older than versions already accepted (use
             :meth:`rollback` to go back)
         """
-        run_dir = Path(run_dir)
+        source = Path(source)
         with self._state.locked():
             state = self._read()
-            run = read_run(run_dir, trust, expected_feature_schema_hash)
-            report = evaluate(run.runs, criteria)
-            if not report.passed:
-                codes = [r.code for r in report.rejections]
-                logger.warning("REGISTRY_PROMOTION_REJECTED", extra={"model": run.model_name, "rejections": codes})
-                reasons = "; ".join(f"{r.code} ({r.metric} = {r.value:.4g}, threshold {r.threshold:.4g})" for r in report.rejections)
+            admission = gate.admit(source, trust, expected_feature_schema_hash)
+            if not admission.passed:
+                codes = [r.code for r in admission.rejections]
+                logger.warning("REGISTRY_PROMOTION_REJECTED", extra={"model": admission.model, "rejections": codes})
+                reasons = "; ".join(f"{r.code} ({r.metric} = {r.value:.4g}, threshold {r.threshold:.4g})" for r in admission.rejections)
                 raise PromotionRejected(
-                    f"run {run_dir} of {run.model_name!r} v{run.version} fails the promotion gate: {reasons}; "
+                    f"{source} ({admission.kind} model {admission.model!r}) fails the promotion gate: {reasons}; "
                     "nothing was registered",
-                    [asdict(r) for r in report.rejections],
+                    [asdict(r) for r in admission.rejections],
                 )
-            chosen, artifact = run.select(seed)
-            old = state.get(run.model_name)
+            artifact = admission.chosen
+            old = state.get(admission.model)
             if old is not None and old.current.manifest_sha256 == artifact.manifest_sha256:
-                logger.info("REGISTRY_ALREADY_CURRENT", extra={"model": run.model_name, "artifact": old.current.name})
-                return PromotionResult(run.model_name, chosen, old, False, None, report)
-            for each in run.artifacts.values():
+                logger.info("REGISTRY_ALREADY_CURRENT", extra={"model": admission.model, "artifact": old.current.name})
+                return PromotionResult(admission.model, old, False, None, admission)
+            for each in admission.members:
                 trust.state.check(each.manifest.fields.name, each.manifest.fields.version, each.manifest_sha256)
-            return self._commit_promotion(state, run, chosen, artifact, trust, report, run_dir)
+            return self._commit_promotion(state, admission, trust, source)
 
-    def _commit_promotion(
-        self,
-        state: dict[str, ModelSlots],
-        run: VerifiedRun,
-        chosen: int,
-        artifact: VerifiedArtifact,
-        trust: Trust,
-        report: GovernanceReport,
-        run_dir: Path,
-    ) -> PromotionResult:
+    def _commit_promotion(self, state: dict[str, ModelSlots], admission: Admission, trust: Trust, source: Path) -> PromotionResult:
         """Every check passed: store the copy, record the versions, audit, switch."""
-        model, old = run.model_name, state.get(run.model_name)
+        model, old, artifact = admission.model, state.get(admission.model), admission.chosen
         signed = artifact.manifest.fields
         entry = RegistryEntry(
             signed.name, signed.version, artifact.manifest_sha256, signed.feature_schema_hash,
-            _store_path(model, artifact.manifest_sha256), _now(), "promote", str(run_dir.resolve()),
+            _store_path(model, artifact.manifest_sha256), _now(), "promote", str(source.resolve()),
         )  # fmt: skip
         slots = ModelSlots(entry, None if old is None else old.current)
         dropped = None if old is None else old.previous
         created = self._store(artifact, entry, trust)
         committed = False
         try:
-            for each in run.artifacts.values():
+            for each in admission.members:
                 trust.state.accept(each.manifest.fields.name, each.manifest.fields.version, each.manifest_sha256)
             append_jsonl(self.audit_path, {
-                "at": entry.at, "action": "promote", "model": model, "current": entry.to_dict(),
+                "at": entry.at, "action": "promote", "model": model, "kind": admission.kind, "current": entry.to_dict(),
                 "previous": None if slots.previous is None else slots.previous.to_dict(),
-                "dropped": None if dropped is None else dropped.to_dict(), "run_dir": entry.source, "seed": chosen,
-                "governance": {k: v for k, v in report.metrics.items() if math.isfinite(v)},
+                "dropped": None if dropped is None else dropped.to_dict(), "source": entry.source,
+                "choice": admission.choice,
+                "gate": {k: float(v) for k, v in admission.metrics.items() if math.isfinite(v)},
             })  # fmt: skip
             state[model] = slots
             self._write(state)
@@ -307,7 +294,7 @@ class ModelRegistry:
         kept = {e.manifest_sha256 for e in (slots.current, slots.previous) if e is not None}
         if dropped is not None and dropped.manifest_sha256 not in kept:
             self._delete_copy(dropped)
-        return PromotionResult(model, chosen, slots, True, dropped, report)
+        return PromotionResult(model, slots, True, dropped, admission)
 
     def _store(self, artifact: VerifiedArtifact, entry: RegistryEntry, trust: Trust) -> bool:
         """Put the verified bytes at the entry's content address; True if newly created.

@@ -1,4 +1,4 @@
-"""``ai-trading registry``: promote a verified, passing training run; roll back; show."""
+"""``ai-trading registry``: promote a verified, passing RL run or ML model; roll back; show."""
 
 from __future__ import annotations
 
@@ -23,13 +23,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     promote = actions.add_parser(
         "promote",
-        help="register one seed of a training run after verifying every seed and the promotion gate",
-        description="Verifies every seed artifact of RUN_DIR (signature, digests, feature schema hash), re-evaluates "
-        "the [governance] promotion gate on their signed results and registers the seed with the best validation "
-        "Sharpe (or --seed) under the run's model name. The old current model becomes the previous one.",
+        help="register an RL run's seed or an ML model after verifying it and passing its kind's promotion gate",
+        description="SOURCE is an RL run directory (`ai-trading train`) or a signed ML artifact (`ai-trading ml "
+        "train`). An RL run: every seed artifact is verified (signature, digests, feature schema hash), the "
+        "[governance] multi-seed gate re-evaluated on their signed results, and the seed with the best validation "
+        "Sharpe (or --seed) registered under the run's model name. An ML model: the artifact is verified and its "
+        "signed walk-forward numbers checked against [ml_governance]; it is registered under its name. The old "
+        "current model becomes the previous one.",
     )
-    promote.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory written by `ai-trading train`")
-    promote.add_argument("--seed", type=int, help="the seed to register (default: best validation Sharpe)")
+    promote.add_argument("source", type=Path, metavar="SOURCE", help="an RL run directory or an ML artifact directory")
+    promote.add_argument("--seed", type=int, help="RL: the seed to register (default: best validation Sharpe)")
     _common(promote)
     promote.set_defaults(handler=_promote)
 
@@ -50,7 +53,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feature-schema-hash", help="required schema hash (default: the current builder's default spec)"
     )
-    add_config_option(parser, "[artifacts], [governance]")
+    add_config_option(parser, "[artifacts], [governance], [ml_governance]")
 
 
 def _describe(slots: ModelSlots) -> str:
@@ -70,13 +73,15 @@ def _open(args: argparse.Namespace) -> tuple[AppConfig, ModelRegistry, Trust]:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from ai_trading.models.gates import gate_for
+
     config, registry, trust = _open(args)
     schema_hash = expected_schema_hash(args.feature_schema_hash)
-    result = registry.promote(args.run_dir, trust, schema_hash, config.governance, args.seed)
+    result = registry.promote(args.source, trust, schema_hash, gate_for(args.source, config, args.seed))
     if not result.changed:
-        print(f"{result.model}: seed {result.seed} of {args.run_dir} is already the current model; nothing changed")
+        print(f"{result.model}: {result.choice} of {args.source} is already the current model; nothing changed")
         return 0
-    print(f"promoted {result.model} from {args.run_dir} (seed {result.seed}): {_describe(result.slots)}")
+    print(f"promoted {result.model} ({result.admission.kind}) from {args.source} ({result.choice}): {_describe(result.slots)}")
     if result.dropped is not None:
         print(f"dropped {result.dropped.name} v{result.dropped.version} from the registry")
     return 0

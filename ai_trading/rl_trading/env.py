@@ -15,12 +15,41 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
+from numpy.typing import NDArray
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from ai_trading.errors import OrderValidationError
 from ai_trading.rl_trading.market import EnvMarket, EnvState
-from kernels.rl_env import reset_envs, step_envs
+from ai_trading.types import FloatArray
+from kernels.rl_env import E_LEVERAGE_LIMIT, N_ENV_PARAMS, N_PORTFOLIO_OBS, reset_envs, step_envs, write_observation
+
+
+def portfolio_observation(
+    features: NDArray[np.float32], positions: FloatArray, marks: FloatArray, cash: float, equity: float,
+    peak_equity: float, leverage_limit: float,
+) -> NDArray[np.float32]:  # fmt: skip
+    """The observation an environment gives at a bar, for a book held outside one.
+
+    It runs the environments' own kernel (:func:`kernels.rl_env.write_observation`, which
+    :meth:`PortfolioEnv.step` and :meth:`VecPortfolioEnv.step_wait` call inside their
+    step), so a live policy and the environment it was trained in cannot disagree on it.
+
+    :param features: the decision bar's features ``[S, F]`` (or flattened ``[S * F]``)
+    :param positions: shares per symbol ``[S]``
+    :param marks: each symbol's last close ``[S]`` (NaN while it has none)
+    """
+    row = np.ascontiguousarray(features, dtype=np.float32).reshape(1, -1)
+    n_symbols = np.shape(positions)[0]
+    out = np.zeros((row.shape[1] + n_symbols + N_PORTFOLIO_OBS,), dtype=np.float32)
+    env_params = np.zeros(N_ENV_PARAMS)
+    env_params[E_LEVERAGE_LIMIT] = leverage_limit
+    write_observation(
+        0, row, np.ascontiguousarray(positions, dtype=np.float64).reshape(1, -1), np.array([[cash]], dtype=np.float64),
+        np.ascontiguousarray(marks, dtype=np.float64).reshape(1, -1), np.array([equity], dtype=np.float64),
+        np.array([peak_equity], dtype=np.float64), np.zeros(1, dtype=np.int64), env_params, out,
+    )  # fmt: skip
+    return out
 
 
 def _spaces(market: EnvMarket) -> tuple[spaces.Box, spaces.Box]:

@@ -24,6 +24,7 @@ from ai_trading.errors import (
     RollbackError,
     SignatureError,
 )
+from ai_trading.models.gates import RLRunGate
 from ai_trading.rl.governance import EVALUATION_FILE, evaluate
 from ai_trading.rl.seed_artifact import MODEL_FILE, seed_dir
 from tests.artifacts.conftest import SCHEMA_HASH, manifest_fields, write_model
@@ -43,7 +44,7 @@ def _run(tmp_path: Path, signer: Ed25519Signer, version: int, drift: float = 0.0
 
 
 def _promote(registry: ModelRegistry, run_dir: Path, trust: Trust, seed: int | None = None):  # type: ignore[no-untyped-def]
-    return registry.promote(run_dir, trust, SCHEMA_HASH, CRITERIA, seed)
+    return registry.promote(run_dir, trust, SCHEMA_HASH, RLRunGate(CRITERIA, seed))
 
 
 def _snapshot(registry: ModelRegistry, trust: Trust) -> dict[str, bytes | list[str] | None]:
@@ -62,7 +63,7 @@ def _audit(registry: ModelRegistry) -> list[dict]:  # type: ignore[type-arg]
 def test_promote_stores_a_verified_passing_run(registry: ModelRegistry, trust: Trust, signer: Ed25519Signer, tmp_path: Path) -> None:
     run_dir = _run(tmp_path, signer, 1)
     result = _promote(registry, run_dir, trust)
-    assert result.changed and result.seed == BEST_SEED and result.report.passed
+    assert result.changed and result.choice == f"seed {BEST_SEED}" and result.admission.passed
     current = result.slots.current
     assert (current.name, current.version, current.action) == (f"momentum.seed{BEST_SEED}", 1, "promote")
     assert result.slots.previous is None
@@ -73,8 +74,8 @@ def test_promote_stores_a_verified_passing_run(registry: ModelRegistry, trust: T
     assert artifact.read(MODEL_FILE) == policy_bytes("momentum", 1, BEST_SEED)
     assert artifact.path == registry.directory / current.path
     [line] = _audit(registry)
-    assert line["action"] == "promote" and line["current"] == current.to_dict() and line["seed"] == BEST_SEED
-    assert line["governance"]["n_seeds"] == 6
+    assert line["action"] == "promote" and line["current"] == current.to_dict() and line["choice"] == f"seed {BEST_SEED}"
+    assert line["kind"] == "rl" and line["gate"]["n_seeds"] == 6
 
 
 def test_an_explicit_seed_is_promoted_and_an_absent_one_refused(
@@ -171,7 +172,7 @@ def test_unverifiable_runs_are_refused_and_nothing_changes(
 def test_a_run_on_other_features_is_refused(registry: ModelRegistry, trust: Trust, signer: Ed25519Signer, tmp_path: Path) -> None:
     run_dir = _run(tmp_path, signer, 1)
     with pytest.raises(FeatureSchemaMismatch, match="retrain on the current features"):
-        registry.promote(run_dir, trust, OTHER_HASH, CRITERIA)
+        registry.promote(run_dir, trust, OTHER_HASH, RLRunGate(CRITERIA))
     assert _snapshot(registry, trust) == {str(registry.directory / STATE_FILE): None, str(registry.audit_path): None,
                                           str(trust.state.path): None, "store": []}  # fmt: skip
 
@@ -347,7 +348,7 @@ def _promote_in_process(registry_dir: Path, run_dir: Path, trust_path: Path, pub
     key = parse_trusted_key(public_pem, "test key")
     trust = Trust(keys={key.key_id: key}, state=TrustState(trust_path))
     barrier.wait()
-    ModelRegistry(registry_dir).promote(run_dir, trust, SCHEMA_HASH, CRITERIA)
+    ModelRegistry(registry_dir).promote(run_dir, trust, SCHEMA_HASH, RLRunGate(CRITERIA))
 
 
 def test_concurrent_promotions_lose_no_update(registry: ModelRegistry, trust: Trust, signer: Ed25519Signer, tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_promote_rollback_show(tmp_path: Path, config: Path, capsys: pytest.Capt
     options = ["--config", str(config), "--feature-schema-hash", SCHEMA_HASH]
     capsys.readouterr()
     assert main(["registry", "promote", str(runs[0]), *options]) == 0
-    assert f"promoted momentum from {runs[0]} (seed {BEST_SEED})" in capsys.readouterr().out
+    assert f"promoted momentum (rl) from {runs[0]} (seed {BEST_SEED})" in capsys.readouterr().out
     assert main(["registry", "promote", str(runs[0]), *options]) == 0
     assert "already the current model; nothing changed" in capsys.readouterr().out
     assert main(["registry", "promote", str(runs[1]), "--seed", "4", *options]) == 0

@@ -1,5 +1,5 @@
-"""The evaluation's ML signal: a closed-form ridge on standardised features, and the
-position sizing that turns its predictions into target weights.
+"""The ML signal: a closed-form ridge on standardised features, the position sizing that
+turns its predictions into target weights, and :class:`RidgePolicy`, the two as a policy.
 
 Features are z-scored across symbols at each bar (using that bar's values only, so the
 transform is causal); a missing feature becomes 0, the cross-sectional mean. The ridge
@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ai_trading.errors import EvaluationError, ProvenanceError
+from ai_trading.features import FeatureSpec
+from ai_trading.models.policy import MarketWindow, Policy, PortfolioState
 from ai_trading.types import BoolArray, FloatArray, IntArray
 
 MODEL_FORMAT = "ai-trading/ridge/v1"
@@ -169,3 +171,39 @@ def target_weights(
     with np.errstate(invalid="ignore", divide="ignore"):
         weights = np.where(scale > 0, gross_leverage * x / scale, 0.0)
     return np.clip(weights, -max_weight, max_weight)
+
+
+class RidgePolicy(Policy):
+    """A fitted :class:`RidgeModel` sized into weights by :func:`target_weights`, bar by bar.
+
+    Both steps read only the decision bar's row, so the weights at ``t`` equal the row
+    ``t`` of the vectorised walk-forward on the same model.
+
+    :param name: the model's name
+    :param model: the fitted ridge; its feature schema must be ``feature_spec``'s
+    :param universe: the symbols it trades, in weight order
+    :param feature_spec: the spec it was fitted on
+    :param max_weight: per-name cap, fraction of equity
+    :param gross_leverage: sum of absolute weights
+    :param market_neutral: demean predictions across symbols
+    """
+
+    kind = "ml"
+
+    def __init__(
+        self, name: str, model: RidgeModel, universe: tuple[str, ...], feature_spec: FeatureSpec,
+        max_weight: float, gross_leverage: float, market_neutral: bool,
+    ) -> None:  # fmt: skip
+        if model.feature_schema_hash != feature_spec.schema_hash or model.feature_names != feature_spec.names:
+            raise ProvenanceError(
+                f"ridge model {name!r} was fitted on feature schema {model.feature_schema_hash}, not on spec "
+                f"{feature_spec.name!r} v{feature_spec.version} ({feature_spec.schema_hash}): refit it"
+            )
+        self.name, self.model, self.universe, self.feature_spec = name, model, tuple(universe), feature_spec
+        self.lookback = feature_spec.lookback
+        self.max_weight, self.gross_leverage, self.market_neutral = max_weight, gross_leverage, market_neutral
+
+    def decide(self, window: MarketWindow, portfolio: PortfolioState) -> FloatArray:
+        design = standardized_design(window.features.values[-1:], window.panel.valid[-1:])
+        prediction = self.model.predict(design)
+        return target_weights(prediction, self.max_weight, self.gross_leverage, self.market_neutral)[0]
