@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 
 from ai_trading.errors import AiTradingError
 
@@ -27,9 +28,30 @@ def _registrars() -> list[Registrar]:
     return [module.register for module in commands.modules()]
 
 
+class EventFormatter(logging.Formatter):
+    """``time LEVEL logger EVENT key=value ...``: the event name and its structured
+    ``extra=`` fields, which the default format would drop."""
+
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = " ".join(f"{key}={value}" for key, value in vars(record).items() if key not in self._STANDARD)
+        return f"{line} {fields}" if fields else line
+
+
+def _configure_logging(verbosity: int) -> None:
+    """Our events at -v (INFO) and -vv (DEBUG); libraries stay at WARNING either way."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EventFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("ai_trading").setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai-trading", description="ai-trading command line")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('ai-trading')}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="our events (-vv: and debug detail)")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in _registrars():
         register(sub)
@@ -39,11 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    _configure_logging(args.verbose)
     try:
         return int(args.handler(args) or 0)
     except AiTradingError as exc:

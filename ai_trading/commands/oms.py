@@ -16,22 +16,34 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("oms", help="order management: reconcile with the broker, status")
-    parser.add_argument("--dsn", help="intent store URL (default: AI_TRADING_OMS_DSN or the configured one)")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    # Options work before or after the action; SUPPRESS keeps an action's unset option
+    # from overwriting the group's.
+    common = argparse.ArgumentParser(add_help=False)
+    for where in (parser, common):
+        where.add_argument("--dsn", default=argparse.SUPPRESS, help="intent store URL (default: AI_TRADING_OMS_DSN or the configured one)")
+        where.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON")
+    add_config_option(common, "[oms], [broker], [manager], [alpaca], [data], [execution]")
     actions = parser.add_subparsers(dest="oms_action", required=True)
     reconcile = actions.add_parser(
-        "reconcile", help="resolve open intents, apply missing fills, record foreign orders, compare positions"
+        "reconcile",
+        parents=[common],
+        help="resolve open intents, apply missing fills, record foreign orders, compare positions",
     )
     reconcile.set_defaults(handler=_reconcile)
-    status = actions.add_parser("status", help="intents per state, open intents, positions, foreign orders")
+    status = actions.add_parser(
+        "status", parents=[common], help="intents per state, open intents, positions, foreign orders (changes nothing)"
+    )
     status.set_defaults(handler=_status)
-    for action in (reconcile, status):
-        add_config_option(action, "[oms], [broker], [manager], [alpaca], [data], [execution]")
 
 
 def _config(args: argparse.Namespace) -> AppConfig:
     config = load_config(args.config)
-    return config if args.dsn is None else replace(config, oms=replace(config.oms, dsn=args.dsn))
+    dsn = getattr(args, "dsn", None)
+    return config if dsn is None else replace(config, oms=replace(config.oms, dsn=dsn))
+
+
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
 
 
 def create_broker(config: AppConfig) -> Broker:
@@ -59,8 +71,8 @@ def _reconcile(args: argparse.Namespace) -> int:
     config = _config(args)
     with IntentStore.open(config.oms) as store:
         report = Reconciler(store, create_broker(config), config.manager).run()
-    print(report.to_json() if args.json else report.summary())
-    if not args.json:
+    print(report.to_json() if _json(args) else report.summary())
+    if not _json(args):
         for issue in report.issues:
             print(f"  issue {issue.kind}: {issue.client_order_id}: {issue.detail}")
         for mismatch in report.position_mismatches:
@@ -88,7 +100,7 @@ def _status(args: argparse.Namespace) -> int:
             "positions": {symbol: format(qty, "f") for symbol, qty in store.positions().items()},
             "foreign_orders": len(store.foreign_orders()),
         }
-    if args.json:
+    if _json(args):
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
     counts = ", ".join(f"{state} {n}" for state, n in status["intents"].items() if n)
