@@ -7,10 +7,15 @@ import importlib
 import math
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ai_trading.config import AppConfig
+    from ai_trading.types import MarketPanel
 
 # One entry per subcommand module, in the order `ai-trading --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern", "train", "registry",
+    "sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern", "train", "registry", "ml", "alerts",
 )  # fmt: skip
 
 
@@ -42,8 +47,19 @@ def add_market_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", help="first bar, inclusive (ISO date or timestamp)")
     parser.add_argument("--end", help="last bar, exclusive (ISO date or timestamp)")
     parser.add_argument("--db", type=Path, help="DuckDB market-data store (default: data.db_path)")
+    parser.add_argument("--frequency", help="bar frequency of the panel, e.g. 1d or 1min (default: the one the symbols have)")
+    parser.add_argument("--resample", action="store_true", help="build --frequency bars from finer stored bars")
     add_config_option(parser)
     parser.add_argument("--seed", type=int, help="simulator seed (default: execution.seed)")
+
+
+def market_panel(args: argparse.Namespace, config: AppConfig, symbols: list[str] | None) -> MarketPanel:
+    """The panel a market-data command asked for (``add_market_options``). The built-in
+    data set fills only the configured store on first use: a ``--db`` path must exist."""
+    from ai_trading.data import open_store
+
+    with open_store(config.data, builtin=args.db is None) as store:
+        return store.panel(symbols, args.start, args.end, frequency=args.frequency, resample=args.resample)
 
 
 def expected_schema_hash(given: str | None) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ai_trading.errors import EvaluationError
+from ai_trading.execution.pnl import fill_costs
 from ai_trading.types import FillBatch, FloatArray
 
 PERIODS_PER_YEAR = 252
@@ -328,6 +329,8 @@ class CostAdjustedMetrics:
         return is ``gross_pnl / E_0`` (the simulator's ``gross_equity``)
     :param net_pnl: ``E_T - E_0`` in currency; ``gross_pnl = net_pnl + total_costs``
     :param total_costs: execution costs in currency (spread, slippage, impact vs mid, plus fees)
+    :param fees: the fees within ``total_costs``, currency; NaN when not given (the rest is
+        what fill prices paid beyond their reference mids)
     :param cost_bps: ``total_costs / traded_notional * 1e4``; NaN when nothing traded
     :param cost_drag: annualised costs as a fraction of equity, ``mean(cost_t / E_{t-1}) * ppy``
     :param turnover: annualised two-sided turnover (see :func:`turnover`)
@@ -343,6 +346,7 @@ class CostAdjustedMetrics:
     net_pnl: float
     gross_pnl: float
     total_costs: float
+    fees: float
     cost_bps: float
     cost_drag: float
     traded_notional: float
@@ -370,9 +374,10 @@ def bar_costs(fills: FillBatch, n_bars: int, start_bar: int = 0) -> tuple[FloatA
             f"fill row {row} is at bar {int(fills.bar[row])}, outside [{start_bar}, {start_bar + n_bars}): "
             "pass the fills of this window only"
         )
-    qty, price = _array("fill qty", fills.qty), _array("fill price", fills.price)
-    cost = fills.side * (price - _array("fill mid", fills.mid)) * qty + _array("fill fee", fills.fee)
-    notional = qty * price
+    for name in ("qty", "price", "mid", "fee"):
+        _array(f"fill {name}", getattr(fills, name))
+    cost = fill_costs(fills)
+    notional = fills.qty * fills.price
     return (
         np.bincount(offsets, weights=cost, minlength=n_bars).astype(np.float64),
         np.bincount(offsets, weights=notional, minlength=n_bars).astype(np.float64),
@@ -388,6 +393,7 @@ def cost_adjusted_metrics(
     periods_per_year: float = PERIODS_PER_YEAR,
     n_trials: int | None = None,
     trials_sharpe_variance: float | None = None,
+    fees: ArrayLike | None = None,
 ) -> CostAdjustedMetrics:
     """The full metric set of an executed run, from its equity curve and per-bar execution data.
 
@@ -398,13 +404,16 @@ def cost_adjusted_metrics(
     :param initial_equity: capital before the first period, > 0
     :param n_trials: configurations tried before this one; with ``trials_sharpe_variance``
         (variance of their annualised Sharpes) it adds the deflated Sharpe ratio
+    :param fees: fees paid in each period ``[T]``, part of ``costs``; reported apart
     """
     named = {"equity": equity, "costs": costs, "traded_notional": traded_notional, "gross_exposure": gross_exposure}
+    if fees is not None:
+        named["fees"] = fees
     arrays = {name: _array(name, values) for name, values in named.items()}
     n = arrays["equity"].size
     if n == 0 or any(a.size != n for a in arrays.values()):
         raise EvaluationError(
-            "equity, costs, traded_notional and gross_exposure need the same length >= 1, "
+            f"{', '.join(arrays)} need the same length >= 1, "
             f"got {[a.size for a in arrays.values()]}"
         )
     if not (math.isfinite(initial_equity) and initial_equity > 0) or not bool(np.all(arrays["equity"] > 0)):
@@ -431,6 +440,7 @@ def cost_adjusted_metrics(
         net_pnl=net_pnl,
         gross_pnl=net_pnl + total_costs,
         total_costs=total_costs,
+        fees=float(arrays["fees"].sum()) if "fees" in arrays else math.nan,
         cost_bps=total_costs / traded * 1e4 if traded > 0 else math.nan,
         cost_drag=float(np.mean(cost / equity_before)) * ppy,
         traded_notional=traded,

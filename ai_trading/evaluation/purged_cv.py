@@ -8,9 +8,15 @@ Machine Learning, 2018, ch. 7 and 12):
 * **purge**: a training sample is dropped when its closed label interval
   ``[start, end]`` overlaps the span ``[first test start, last test end]`` of any
   contiguous test block (each block on its own, so the training data between two test
-  blocks survives). This step is always on. The ``purge`` parameter adds a margin of that
-  many samples on both sides of each block, as if every label reached ``purge`` samples
-  further than recorded (skfolio's ``purged_size``).
+  blocks survives). This step is always on. The ``purge`` parameter widens the purged
+  region by that many samples on each side: before a block, from the first sample whose
+  label overlaps it; after it, past the last one. For labels of ``h`` bars (``from_horizon``)
+  ``h + purge`` samples go on each side, as if every label reached ``purge`` samples
+  further than recorded. That is the margin López de Prado's purging needs when the
+  recorded interval understates what a label depends on (a decision at bar t executed in
+  bar t + 1 earns up to t + h + 1; serially correlated labels leak past their end); a
+  margin counted from the block instead (``max(h, purge)``, skfolio's ``purged_size``)
+  would change nothing until it exceeded ``h``.
 * **embargo**: after each test block, the ``h`` samples that follow the first
   non-overlapping sample are dropped too, because their features look back into the test
   period. ``embargo`` is an ``int`` count of samples or a ``float`` fraction of the number
@@ -106,18 +112,20 @@ def purged_train_mask(intervals: LabelIntervals, test_blocks: Sequence[Block], p
     """True for samples that may train a model tested on ``test_blocks`` (see module docstring).
 
     :param test_blocks: contiguous test runs ``[lo, hi)``; each is purged on its own
-    :param purge: extra margin in samples on both sides of each block
-    :param embargo: samples dropped after each block, counted from the first sample whose
-        label starts after the block's last label end
+    :param purge: samples purged beyond the label overlap on both sides of each block
+    :param embargo: samples dropped after each block, counted from the first sample that
+        is neither overlapping nor within the purge margin
     """
     start, end = intervals.start, intervals.end
     n = len(intervals)
     keep = np.ones(n, dtype=np.bool_)
     for lo, hi in test_blocks:
         span_lo, span_hi = start[lo], end[lo:hi].max()
-        keep &= (start > span_hi) | (end < span_lo)
-        keep[max(lo - purge, 0) : hi] = False
-        first_clean = max(int(np.searchsorted(start, span_hi, side="right")), hi + purge)
+        overlaps = (start <= span_hi) & (end >= span_lo)
+        keep &= ~overlaps
+        first_overlap = int(np.argmax(overlaps))  # <= lo: sample lo overlaps its own span
+        keep[max(first_overlap - purge, 0) : hi] = False
+        first_clean = int(np.searchsorted(start, span_hi, side="right")) + purge
         keep[hi : first_clean + embargo] = False
     return keep
 
@@ -162,7 +170,7 @@ class PurgedKFold:
     :param n_splits: number of folds K (>= 2); fold sizes differ by at most one sample
     :param embargo: samples dropped after each test fold: int count or float fraction
         of the samples in ``[0, 1)``
-    :param purge: extra purge margin in samples on both sides of each test fold
+    :param purge: samples purged beyond the label overlap on both sides of each test fold
     """
 
     def __init__(self, n_splits: int, embargo: int | float = 0, purge: int = 0) -> None:
@@ -197,7 +205,7 @@ class CombinatorialPurgedCV:
 
     :param n_folds: number of groups N (>= 2)
     :param n_test_folds: groups tested per split k, ``1 <= k < N``
-    :param purge: extra purge margin in samples on both sides of each test block
+    :param purge: samples purged beyond the label overlap on both sides of each test block
     :param embargo: samples dropped after each test block: int count or float fraction
     """
 
@@ -286,7 +294,7 @@ class WalkForward:
     :param n_splits: number of folds (>= 1)
     :param test_size: samples per test block; None gives ``n_samples // (n_splits + 1)``
     :param train_size: rolling window length in samples; None for an expanding window
-    :param purge: extra purge margin in samples before each test block
+    :param purge: samples purged beyond the label overlap before each test block
     """
 
     def __init__(self, n_splits: int, test_size: int | None = None, train_size: int | None = None, purge: int = 0) -> None:

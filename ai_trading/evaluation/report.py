@@ -61,6 +61,7 @@ def _headline_metrics(report: WalkForwardReport) -> dict[str, float]:
         "cost_bps": report.aggregate.cost_bps,
         "turnover": report.aggregate.turnover,
         "psr": report.aggregate.net.probabilistic_sharpe_ratio,
+        "periods_per_year": report.periods_per_year,
     }
     return {name: float(v) for name, v in values.items() if math.isfinite(v)}
 

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ai_trading.config import AppConfig
-from ai_trading.errors import EvaluationError, FeatureSchemaMismatch
+from ai_trading.data.frequency import panel_frequency, periods_per_year
+from ai_trading.errors import ConfigError, EvaluationError, FeatureSchemaMismatch
 from ai_trading.evaluation.anomalies import Anomaly, equity_anomalies, metric_anomalies
 from ai_trading.evaluation.metrics import (
     CostAdjustedMetrics,
@@ -35,7 +36,7 @@ from ai_trading.evaluation.metrics import (
     sharpe_ratio,
 )
 from ai_trading.evaluation.purged_cv import CombinatorialPurgedCV, LabelIntervals, WalkForward
-from ai_trading.evaluation.signal_model import (
+from ai_trading.models.ridge import (
     BarStatistics,
     RidgeModel,
     forward_returns,
@@ -45,6 +46,8 @@ from ai_trading.evaluation.signal_model import (
 from ai_trading.execution.cost_model import CostModel
 from ai_trading.execution.portfolio import PortfolioResult, PortfolioSimulator
 from ai_trading.features import FeatureBuilder, FeatureSet
+from ai_trading.models.policy import Policy
+from ai_trading.models.run import policy_targets
 from ai_trading.types import FloatArray, IntArray, MarketPanel
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ class Fold:
     train_bars: IntArray
     test_lo: int
     test_hi: int
-    model: RidgeModel
+    model: RidgeModel | None
     metrics: CostAdjustedMetrics | None
 
     def to_dict(self, ts: IntArray) -> dict[str, Any]:
@@ -71,7 +74,7 @@ class Fold:
             "test_last_bar": self.test_hi - 1,
             "test_start": _iso(ts[self.test_lo]),
             "test_end": _iso(ts[self.test_hi - 1]),
-            "coef": [float(c) for c in self.model.coef],
+            "coef": None if self.model is None else [float(c) for c in self.model.coef],
             "metrics": None if self.metrics is None else self.metrics.to_dict(),
         }
 
@@ -90,12 +93,17 @@ class WalkForwardReport:
     grid_sharpes: FloatArray
     pbo: float | None
     anomalies: tuple[Anomaly, ...]
+    frequency: str
+    periods_per_year: float
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final_model(self) -> RidgeModel:
         """The last fold's model: fitted on the most data, the one to deploy."""
-        return self.folds[-1].model
+        model = self.folds[-1].model
+        if model is None:
+            raise EvaluationError("this evaluation ran a loaded policy, not a ridge fitted per fold: it has no model to write")
+        return model
 
     def to_dict(self) -> dict[str, Any]:
         ts = self.features.ts
@@ -108,7 +116,9 @@ class WalkForwardReport:
                 "start": _iso(ts[0]),
                 "end": _iso(ts[-1]),
                 "out_of_sample_start": _iso(ts[self.first_bar]),
+                "frequency": self.frequency,
             },
+            "periods_per_year": self.periods_per_year,
             "settings": self.settings,
             "aggregate": None if self.aggregate is None else self.aggregate.to_dict(),
             "folds": [fold.to_dict(ts) for fold in self.folds],
@@ -153,9 +163,27 @@ class EvaluationInputs:
     design: FloatArray
     stats: BarStatistics
     intervals: LabelIntervals
+    frequency: str
+    periods_per_year: float
+
+
+def annualisation(panel: MarketPanel, config: AppConfig) -> tuple[str, float]:
+    """The panel's bar frequency and the periods per year every annualised figure uses:
+    ``evaluation.periods_per_year`` when set, else the frequency's (sessions and session
+    length from ``[data]``), so 1-minute bars are not annualised as daily ones."""
+    frequency = panel_frequency(panel)
+    override = config.evaluation.periods_per_year
+    if override is not None:
+        if not (math.isfinite(override) and override > 0):
+            raise EvaluationError(f"evaluation.periods_per_year must be a positive number or unset, got {override!r}")
+        return frequency, float(override)
+    return frequency, periods_per_year(frequency, config.data.sessions_per_year, config.data.session_minutes)
 
 
 def prepare_inputs(panel: MarketPanel, config: AppConfig, builder: FeatureBuilder) -> EvaluationInputs:
+    folds = config.evaluation.folds
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"the number of walk-forward folds (--folds, evaluation.folds) must be a whole number >= 1, got {folds!r}")
     if panel.n_bars < 3:
         raise EvaluationError(f"the panel has {panel.n_bars} bars; walk-forward needs more bars than folds plus the label horizon")
     features = builder.build(panel)
@@ -164,7 +192,7 @@ def prepare_inputs(panel: MarketPanel, config: AppConfig, builder: FeatureBuilde
     stats = BarStatistics.compute(design, labels)
     # Decisions at bars 0 .. T-2: the last bar has no next bar to execute in.
     intervals = LabelIntervals.from_horizon(panel.n_bars - 1, config.evaluation.label_horizon)
-    return EvaluationInputs(panel, config, features, design, stats, intervals)
+    return EvaluationInputs(panel, config, features, design, stats, intervals, *annualisation(panel, config))
 
 
 def _fit(inputs: EvaluationInputs, train: IntArray, alpha: float, loaded: RidgeModel | None) -> RidgeModel:
@@ -176,17 +204,36 @@ def _fit(inputs: EvaluationInputs, train: IntArray, alpha: float, loaded: RidgeM
 
 def _simulate(inputs: EvaluationInputs, prediction: FloatArray) -> PortfolioResult:
     """Fills and equity of the weights the predictions imply, priced by a fresh EWMA cost model."""
-    ev, config = inputs.config.evaluation, inputs.config
+    ev = inputs.config.evaluation
     if ev.rebalance_bars < 1:
         raise EvaluationError(f"evaluation.rebalance_bars must be >= 1, got {ev.rebalance_bars}")
     weights = target_weights(prediction, ev.max_weight, ev.gross_leverage, ev.market_neutral)
     weights[np.arange(weights.shape[0]) % ev.rebalance_bars != 0] = np.nan  # NaN rows hold positions
+    return _simulate_weights(inputs, weights)
+
+
+def _simulate_weights(inputs: EvaluationInputs, weights: FloatArray) -> PortfolioResult:
+    """Fills and equity of target weights ``[T, S]`` (NaN rows hold), priced by a fresh EWMA cost model."""
+    ev, config = inputs.config.evaluation, inputs.config
     state_path = config.cost_model.state_path
     if state_path is not None and state_path.exists():
         cost_model = CostModel.load(config.cost_model, config.execution)
     else:
         cost_model = CostModel(config.cost_model, config.execution)
     return PortfolioSimulator(config.execution, cost_model).run(weights, inputs.panel, ev.initial_cash, learn=True, record_fills=False)
+
+
+def _policy_folds(inputs: EvaluationInputs, policy: Policy) -> tuple[list[tuple[IntArray, int, int, RidgeModel | None]], FloatArray]:
+    """The walk-forward's test blocks and a loaded policy's decisions ``[T, S]`` over them:
+    nothing is refitted; it starts flat at the first test bar and decides until the last."""
+    ev = inputs.config.evaluation
+    splitter = WalkForward(ev.folds, train_size=ev.train_bars, purge=ev.purge)
+    folds: list[tuple[IntArray, int, int, RidgeModel | None]] = [
+        (train, int(test[0]), int(test[-1]) + 1, None) for train, test in splitter.split(inputs.intervals)
+    ]
+    weights = policy_targets(policy, inputs.panel, inputs.features, ev.initial_cash, ev.rebalance_bars, start=folds[0][1])
+    weights[folds[-1][2] :] = np.nan
+    return folds, weights
 
 
 def walk_forward_predictions(inputs: EvaluationInputs, alpha: float, loaded: RidgeModel | None) -> tuple[list[tuple[IntArray, int, int, RidgeModel]], FloatArray]:
@@ -214,8 +261,9 @@ def _window_metrics(
         return None, flags
     metrics = cost_adjusted_metrics(
         result.equity[window], result.cost[window], result.traded_notional[window], result.gross_exposure[window],
-        initial_equity=float(result.equity[lo]), periods_per_year=ev.periods_per_year,
+        initial_equity=float(result.equity[lo]), periods_per_year=inputs.periods_per_year,
         n_trials=None if trials is None else trials[0], trials_sharpe_variance=None if trials is None else trials[1],
+        fees=result.fees[window],
     )  # fmt: skip
     return metrics, metric_anomalies(scope, metrics, ev)
 
@@ -239,7 +287,7 @@ def _cpcv_sharpes(inputs: EvaluationInputs, alpha: float, loaded: RidgeModel | N
     last_row = np.full((1, *paths.shape[2:]), np.nan)
 
     def path_sharpe(path: FloatArray) -> float:
-        return _oos_sharpe(_simulate(inputs, np.concatenate([path, last_row])), 0, ev.periods_per_year)
+        return _oos_sharpe(_simulate(inputs, np.concatenate([path, last_row])), 0, inputs.periods_per_year)
 
     # Paths are independent and the simulation kernel releases the GIL: run them in threads.
     with ThreadPoolExecutor() as pool:
@@ -252,6 +300,7 @@ def evaluate_walkforward(
     builder: FeatureBuilder | None = None,
     model: RidgeModel | None = None,
     alpha_grid: Sequence[float] = (),
+    policy: Policy | None = None,
 ) -> WalkForwardReport:
     """Walk-forward (and CPCV) evaluation of the ridge signal on simulated executions.
 
@@ -260,7 +309,11 @@ def evaluate_walkforward(
         it must carry the builder's feature schema hash
     :param alpha_grid: ridge penalties to run the whole walk-forward with; with two or
         more it adds the PBO across them and deflates the Sharpe by their number
+    :param policy: a loaded policy of any kind (RL, demo) to evaluate as is, decided bar
+        by bar over the test blocks; no CPCV paths or grid (a fixed policy has no refits)
     """
+    if policy is not None and (model is not None or alpha_grid):
+        raise EvaluationError("evaluate a loaded policy alone: a ridge model and an alpha grid refit nothing for it")
     builder = builder if builder is not None else FeatureBuilder()
     if model is not None and model.feature_schema_hash != builder.feature_schema_hash:
         raise FeatureSchemaMismatch(
@@ -269,16 +322,20 @@ def evaluate_walkforward(
         )
     ev = config.evaluation
     inputs = prepare_inputs(panel, config, builder)
-    folds, prediction = walk_forward_predictions(inputs, ev.ridge_alpha, model)
+    if policy is not None:
+        folds, weights = _policy_folds(inputs, policy)
+        result = _simulate_weights(inputs, weights)
+    else:
+        folds, prediction = walk_forward_predictions(inputs, ev.ridge_alpha, model)  # type: ignore[assignment]
+        result = _simulate(inputs, prediction)
     first_bar = folds[0][1]
-    result = _simulate(inputs, prediction)
 
     grid = tuple(float(a) for a in alpha_grid)
     grid_returns = []
     for alpha in grid:
         grid_result = _simulate(inputs, walk_forward_predictions(inputs, alpha, model)[1])
         grid_returns.append(np.diff(grid_result.equity[first_bar:]) / grid_result.equity[first_bar:-1])
-    grid_sharpes = np.array([sharpe_ratio(r, ev.periods_per_year) if np.all(np.isfinite(r)) else math.nan for r in grid_returns])
+    grid_sharpes = np.array([sharpe_ratio(r, inputs.periods_per_year) if np.all(np.isfinite(r)) else math.nan for r in grid_returns])
     trials = (len(grid), float(np.nanvar(grid_sharpes, ddof=1))) if len(grid) >= 2 else None
     pbo = None
     if len(grid) >= 2 and all(np.all(np.isfinite(r)) for r in grid_returns):
@@ -292,7 +349,7 @@ def evaluate_walkforward(
         fold_results.append(Fold(k, train, lo, hi, fitted, metrics))
     aggregate, flags = _window_metrics(result, first_bar, folds[-1][2], inputs, trials, "aggregate")
     anomalies += flags
-    cpcv = _cpcv_sharpes(inputs, ev.ridge_alpha, model)
+    cpcv = _cpcv_sharpes(inputs, ev.ridge_alpha, model) if policy is None else np.array([], dtype=np.float64)
     report = WalkForwardReport(
         features=inputs.features,
         folds=tuple(fold_results),
@@ -304,10 +361,13 @@ def evaluate_walkforward(
         grid_sharpes=grid_sharpes,
         pbo=pbo,
         anomalies=tuple(anomalies),
+        frequency=inputs.frequency,
+        periods_per_year=inputs.periods_per_year,
         settings={
             "evaluation": {k: getattr(ev, k) for k in ev.__dataclass_fields__},
             "execution_seed": config.execution.seed,
-            "model": "loaded" if model is not None else "refit per fold",
+            "model": "refit per fold" if model is None and policy is None else "loaded",
+            "policy": None if policy is None else {"name": policy.name, "kind": policy.kind},
         },
     )
     logger.info(

@@ -28,22 +28,28 @@ def ranked_bucket(n_symbols: int) -> int:
     return max(n_symbols // 5, 1)
 
 
+def momentum_row(panel: MarketPanel, close: FloatArray, t: int, lookback: int) -> FloatArray:
+    """Weights ``[S]`` decided at bar ``t`` (``t >= lookback``): the top fifth by trailing
+    return long, the bottom fifth short, flat when too few symbols can be ranked."""
+    bucket = ranked_bucket(panel.n_symbols)
+    past = close[t - lookback]
+    tradable = momentum_tradable(panel, close, t, lookback)
+    row = np.zeros(panel.n_symbols)
+    if tradable.sum() >= 2 * bucket:
+        momentum = np.where(tradable, close[t] / np.where(past > 0, past, 1.0) - 1.0, np.nan)
+        order = np.argsort(momentum[tradable])
+        names = np.flatnonzero(tradable)
+        row[names[order[-bucket:]]] = 0.5 / bucket
+        row[names[order[:bucket]]] = -0.5 / bucket
+    return row
+
+
 def momentum_weights(panel: MarketPanel, lookback: int, rebalance_bars: int) -> FloatArray:
     """Target weights ``[T, S]`` at rebalance bars (NaN elsewhere); long/short fifths."""
     close = forward_filled_close(panel)
     weights = np.full((panel.n_bars, panel.n_symbols), np.nan)
-    bucket = ranked_bucket(panel.n_symbols)
     for t in range(lookback, panel.n_bars - 1, rebalance_bars):
-        past = close[t - lookback]
-        tradable = momentum_tradable(panel, close, t, lookback)
-        row = np.zeros(panel.n_symbols)
-        if tradable.sum() >= 2 * bucket:
-            momentum = np.where(tradable, close[t] / np.where(past > 0, past, 1.0) - 1.0, np.nan)
-            order = np.argsort(momentum[tradable])
-            names = np.flatnonzero(tradable)
-            row[names[order[-bucket:]]] = 0.5 / bucket
-            row[names[order[:bucket]]] = -0.5 / bucket
-        weights[t] = row
+        weights[t] = momentum_row(panel, close, t, lookback)
     return weights
 
 
@@ -85,6 +91,13 @@ DEMO_LOOKBACK = 20
 DEMO_REBALANCE_BARS = 5
 DEMO_MAX_ADV_FRACTION = 0.02
 DEMO_ADV_WINDOW = 20
+DEMO_DESCRIPTION = (
+    f"the built-in demo: long the top fifth and short the bottom fifth of the symbols by "
+    f"{DEMO_LOOKBACK}-bar return, a {DEMO_BOOK:,.0f} book rebalanced every {DEMO_REBALANCE_BARS} bars, "
+    f"at most {DEMO_MAX_ADV_FRACTION:.0%} of a name's {DEMO_ADV_WINDOW}-bar average volume; on your own data: "
+    "`ai-trading data ingest SPY.csv QQQ.csv`, then `ai-trading sim --symbols SPY,QQQ`"
+)
+"""One line that says what ``ai-trading sim`` runs and how to run it on one's own data."""
 
 
 def demo_orders(panel: MarketPanel) -> OrderBatch:

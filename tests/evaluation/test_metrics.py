@@ -397,3 +397,14 @@ def test_report_of_a_simulated_portfolio_agrees_with_its_curves() -> None:
     assert report.gross.sharpe_ratio == pytest.approx(sharpe_ratio(result.gross_returns))
     assert report.gross_pnl == pytest.approx(result.gross_equity[-1] - result.equity[0])
     assert report.gross.total_return > report.net.total_return
+
+
+def test_fees_are_reported_apart_within_the_costs() -> None:
+    equity = np.array([100.0, 101.0, 100.5])
+    costs, fees = np.array([0.3, 0.2, 0.1]), np.array([0.1, 0.05, 0.0])
+    zero = np.zeros(3)
+    report = cost_adjusted_metrics(equity, costs, zero + 10.0, equity, initial_equity=100.0, fees=fees)
+    assert report.fees == pytest.approx(0.15) and report.total_costs == pytest.approx(0.6)
+    assert math.isnan(cost_adjusted_metrics(equity, costs, zero, equity, initial_equity=100.0).fees)
+    with pytest.raises(EvaluationError, match="fees need the same length"):
+        cost_adjusted_metrics(equity, costs, zero, equity, initial_equity=100.0, fees=fees[:2])

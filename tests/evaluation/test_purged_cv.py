@@ -16,6 +16,7 @@ from ai_trading.evaluation.purged_cv import (
     PurgedKFold,
     WalkForward,
     embargo_count,
+    purged_train_mask,
 )
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -46,21 +47,26 @@ def _runs(test: set[int]) -> list[list[int]]:
 
 
 def _first_clean_after(iv: LabelIntervals, run: list[int], purge: int) -> int:
+    """The first sample after ``run`` that overlaps none of its labels, plus the margin."""
     j = run[-1] + 1
-    while j < len(iv) and (j <= run[-1] + purge or any(_overlaps(iv, j, t) for t in run)):
+    while j < len(iv) and any(_overlaps(iv, j, t) for t in run):
         j += 1
-    return j
+    return j + purge
 
 
 def reference_train(iv: LabelIntervals, test: np.ndarray, purge: int, embargo: int) -> list[int]:
-    """Pairwise, sample by sample: the definition in the module docstring, written plainly."""
+    """Pairwise, sample by sample: the definition in the module docstring, written plainly:
+    overlapping samples go, and so do ``purge`` more on each side of the overlapping region."""
     n = len(iv)
     dropped = set(int(t) for t in test)
     for run in _runs(dropped.copy()):
+        overlapping = [i for i in range(n) if any(_overlaps(iv, i, t) for t in run)]
+        first_overlap = min(overlapping)
         for i in range(n):
-            if any(_overlaps(iv, i, t) for t in run) or run[0] - purge <= i <= run[-1] + purge:
+            if i in overlapping or first_overlap - purge <= i < run[0]:
                 dropped.add(i)
         first = _first_clean_after(iv, run, purge)
+        dropped.update(range(run[-1] + 1, min(first, n)))
         dropped.update(range(first, min(first + embargo, n)))
     return [i for i in range(n) if i not in dropped]
 
@@ -156,6 +162,19 @@ def test_cpcv_assemble_paths_keeps_trailing_axes_and_split_provenance() -> None:
         for g, (lo, hi) in enumerate(groups):
             assert np.all(paths[p, lo:hi, 1] == table[p, g])
         assert np.array_equal(paths[p, :, 0], np.arange(n))
+
+
+def test_purge_widens_the_label_overlap_by_its_margin() -> None:
+    """Issue 20: ``purge`` means samples beyond the label overlap (h + p purged on each
+    side), as documented, not a margin counted from the block (max(h, p)), which would
+    purge nothing more for any margin up to the horizon."""
+    iv = LabelIntervals.from_horizon(40, 3)
+    test_block = (20, 25)
+    for purge in (0, 1, 3, 5):
+        keep = purged_train_mask(iv, [test_block], purge=purge)
+        before, after = np.flatnonzero(keep[:20]), np.flatnonzero(keep[25:]) + 25
+        assert before.max() == 20 - 3 - purge - 1, f"purge={purge}"
+        assert after.min() == 25 - 1 + 3 + 1 + purge, f"purge={purge}"
 
 
 def test_purged_kfold_hand_example() -> None:

@@ -25,9 +25,9 @@ from ai_trading.evaluation.anomalies import (
     equity_anomalies,
     metric_anomalies,
 )
-from ai_trading.evaluation.metrics import cost_adjusted_metrics
+from ai_trading.evaluation.metrics import cost_adjusted_metrics, sharpe_ratio
 from ai_trading.evaluation.report import MODEL_FILE
-from ai_trading.evaluation.signal_model import RidgeModel
+from ai_trading.models.ridge import RidgeModel
 from ai_trading.evaluation.walkforward import evaluate_walkforward, prepare_inputs, walk_forward_predictions
 from ai_trading.features import FeatureBuilder
 from ai_trading.types import MarketPanel
@@ -152,6 +152,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HmacKey:
     monkeypatch.setenv("AI_TRADING_TRUSTED_KEY", key.to_text().decode())
     monkeypatch.setenv("AI_TRADING_ARTIFACTS__TRUSTED_KEYS_DIR", str(tmp_path / "trusted"))
     monkeypatch.setenv("AI_TRADING_ARTIFACTS__TRUST_STATE_PATH", str(tmp_path / "trust.json"))
+    monkeypatch.setenv("AI_TRADING_DATA_DB", str(tmp_path / "bars.duckdb"))  # the configured store fills itself
     monkeypatch.setenv("AI_TRADING_DATA__SYNTHETIC_SYMBOLS", "8")
     monkeypatch.setenv("AI_TRADING_DATA__SYNTHETIC_DAILY_BARS", "320")
     monkeypatch.setenv("AI_TRADING_EVALUATION__CPCV_GROUPS", "4")
@@ -163,7 +164,7 @@ CLI_ARGS = ["--symbols", "SYN00,SYN01,SYN02,SYN03,SYN04,SYN05", "--start", "2010
 
 def test_cli_writes_json_report_plot_and_signed_manifest(tmp_path: Path, cli_env: HmacKey, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "eval"
-    code = main(["walkforward", "--db", str(tmp_path / "bars.duckdb"), *CLI_ARGS, "--out", str(out), "--json", "--seed", "5"])
+    code = main(["walkforward", *CLI_ARGS, "--out", str(out), "--json", "--seed", "5"])
     assert code == 0
     document = json.loads(capsys.readouterr().out)
     assert len(document["folds"]) == 3 and document["settings"]["execution_seed"] == 5
@@ -174,18 +175,25 @@ def test_cli_writes_json_report_plot_and_signed_manifest(tmp_path: Path, cli_env
     assert artifact.manifest.fields.kind == "eval"
     assert RidgeModel.from_bytes(artifact.read(MODEL_FILE), FeatureBuilder().feature_schema_hash).coef.size == 13
     # The signed model evaluates as is when loaded back.
-    code = main(["walkforward", "--db", str(tmp_path / "bars.duckdb"), *CLI_ARGS, "--model", str(out), "--json"])
+    code = main(["walkforward", *CLI_ARGS, "--model", str(out), "--json"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["settings"]["model"] == "loaded"
 
 
 def test_cli_summary_is_rounded_for_reading(tmp_path: Path, cli_env: HmacKey, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["walkforward", "--db", str(tmp_path / "bars.duckdb"), *CLI_ARGS, "--alphas", "0.1,10"]) == 0
+    assert main(["walkforward", *CLI_ARGS, "--alphas", "0.1,10"]) == 0
     lines = {line[:10].strip(): line[10:] for line in capsys.readouterr().out.splitlines()}
     ratio, percent, money = r"-?\d+\.\d\d", r"-?\d+\.\d\d%", r"-?\d{1,3}(,\d{3})*"
     assert re.fullmatch(f"Sharpe {ratio}, return {percent}, max drawdown {percent}", lines["net"])
-    assert re.fullmatch(f"{money} \\({ratio} bps of {money} traded\\), turnover {ratio}/yr", lines["costs"])
-    assert re.fullmatch(r"(\d\.\d{3}|n/a) / (\d\.\d{3}|n/a)", lines["PSR/DSR"])
+    assert re.fullmatch(
+        f"{money} = {ratio} bps of {money} traded notional: spread, slippage and impact {money} "
+        f"\\(fill prices vs reference mids\\) \\+ fees {money}",
+        lines["costs"],
+    )
+    assert re.fullmatch(f"{ratio}x equity a year \\(buys and sells\\), costs {percent} of equity a year", lines["turnover"])
+    assert re.fullmatch(f"gross {money} - costs {money} = net {money}", lines["P&L"])
+    assert lines["annual"] == "Sharpe, volatility, CAGR and turnover annualised with 252 periods a year"
+    assert re.fullmatch(r"(\d\.\d{3}|n/a) / (\d\.\d{3}|n/a) \(probability the true Sharpe > 0; deflated for the ridge_alpha trials\)", lines["PSR/DSR"])
     assert re.fullmatch(f"Sharpe over \\d+ paths: mean {ratio}, std {ratio}, min {ratio}", lines["CPCV"])
     assert re.fullmatch(r"\d\.\d{3} over ridge_alpha 0\.1, 10", lines["PBO"])
 
@@ -197,7 +205,47 @@ def test_cli_refuses_a_model_signed_for_other_features(tmp_path: Path, cli_env: 
     (model_dir / MODEL_FILE).write_bytes(RidgeModel(np.zeros(13), FeatureBuilder().spec.names, 1.0, other).to_bytes())
     fields = ManifestFields("ridge", 1, "ml", "ridge", "default", 1, other, "cd" * 32)
     sign_artifact_dir(model_dir, fields, cli_env)
-    code = main(["walkforward", "--db", str(tmp_path / "bars.duckdb"), *CLI_ARGS, "--model", str(model_dir), "--json"])
+    code = main(["walkforward", *CLI_ARGS, "--model", str(model_dir), "--json"])
     assert code == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "schema hash" in captured.err and other in captured.err
+
+
+MINUTE_CONFIG = AppConfig(evaluation=EvaluationConfig(folds=2, cpcv_groups=3, cpcv_test_groups=1))
+
+
+def test_minute_bars_are_annualised_by_the_minute() -> None:
+    """Issue 20, finding 3: 1-minute bars were annualised with 252 periods a year. The
+    report now takes 252 sessions x 390 minutes from the bars, and says so."""
+    panel = generate_panel(6, 2 * 390, "1min", seed=2)
+    report = evaluate_walkforward(panel, MINUTE_CONFIG)
+    document = report.to_dict()
+    assert document["periods_per_year"] == 252 * 390 and document["data"]["frequency"] == "1min"
+    assert document["aggregate"]["periods_per_year"] == 252 * 390
+    assert all(fold["metrics"]["periods_per_year"] == 252 * 390 for fold in document["folds"])
+    window = report.result.equity[report.first_bar : report.folds[-1].test_hi + 1]
+    net = report.aggregate.net.sharpe_ratio
+    assert net == pytest.approx(sharpe_ratio(np.diff(window) / window[:-1], 252 * 390))
+    assert net == pytest.approx(sharpe_ratio(np.diff(window) / window[:-1], 252) * math.sqrt(390))
+
+
+def test_periods_per_year_overrides_the_bars_when_set() -> None:
+    panel = generate_panel(6, 2 * 390, "1min", seed=2)
+    config = dataclasses.replace(MINUTE_CONFIG, evaluation=dataclasses.replace(MINUTE_CONFIG.evaluation, periods_per_year=365.0 * 1440))
+    assert evaluate_walkforward(panel, config).to_dict()["periods_per_year"] == 365.0 * 1440
+    daily = evaluate_walkforward(generate_panel(6, 120, seed=2), MINUTE_CONFIG).to_dict()
+    assert daily["periods_per_year"] == 252.0 and daily["data"]["frequency"] == "1d"
+
+
+@pytest.mark.parametrize("folds", ["0", "-2"])
+def test_cli_folds_below_one_is_a_user_facing_error(tmp_path: Path, cli_env: HmacKey, capsys: pytest.CaptureFixture[str], folds: str) -> None:
+    """Issue 20, finding 6: ``--folds 0`` answered with the splitter's internal ``n_splits``."""
+    assert main(["walkforward", *CLI_ARGS[:-2], "--folds", folds]) == 2
+    err = capsys.readouterr().err
+    assert "--folds" in err and ">= 1" in err and "n_splits" not in err
+
+
+def test_cli_start_after_end_says_so(tmp_path: Path, cli_env: HmacKey, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["walkforward", "--start", "2020-01-01", "--end", "2019-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert "start=2020-01-01 end=2019-01-01" in err and "after" in err and "no bars" not in err

@@ -8,19 +8,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dataclasses
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from ai_trading.cli import main
+from ai_trading.config import ExecutionConfig
+from ai_trading.data import generate_panel
 from ai_trading.execution.demo import demo_idle_reason, demo_orders
-from ai_trading.execution.pnl import equity_from_fills
+from ai_trading.execution.pnl import charged_spread_bps, cost_breakdown, equity_from_fills
+from ai_trading.execution.sim_run import run_demo
+from ai_trading.execution.simulator import ExecutionSimulator
 from ai_trading.types import FillBatch, MarketPanel
+
+COST_PARTS = ("cost_spread", "cost_slippage_impact", "cost_fees")
 
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("sim") / "market.duckdb"
+    path = tmp_path_factory.mktemp("sim") / "market.duckdb"
+    assert main(["data", "generate", "--db", str(path)]) == 0
+    return path
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
@@ -33,13 +44,12 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
 def test_json_summary_is_complete_and_deterministic(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first = run_json(capsys, "--db", str(store_path))
     second = run_json(capsys, "--db", str(store_path))
-    for key in ("orders", "fills", "fill_rate", "mean_participation", "slippage_bps_arrival", "slippage_bps_decision", "fees", "cost_bps", "gross_pnl", "net_pnl", "bar_symbols_per_s"):
-        assert key in first
     timing = {"sim_seconds", "bar_symbols_per_s"}
     assert {k: v for k, v in first.items() if k not in timing} == {k: v for k, v in second.items() if k not in timing}
     assert first["orders"] > 0 and 0 < first["fill_rate"] <= 1 and first["note"] is None
-    assert first["gross_pnl"] - first["net_pnl"] == pytest.approx(first["execution_cost"])
-    assert first["execution_cost"] > 0 and first["fees"] > 0
+    assert first["gross_pnl"] - first["net_pnl"] == pytest.approx(first["cost"])
+    assert first["cost"] > 0 and all(first[part] > 0 for part in COST_PARTS)
+    assert first["frequency"] == "1d" and first["periods_per_year"] == 252.0
     other_seed = run_json(capsys, "--db", str(store_path), "--seed", "99")
     assert other_seed["net_pnl"] != first["net_pnl"]
 
@@ -60,32 +70,45 @@ def test_an_empty_date_range_is_a_clear_error(store_path: Path, capsys: pytest.C
     assert "holds no bars" in capsys.readouterr().err
 
 
+def test_start_after_end_says_so(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20, finding 6: ``--start`` after ``--end`` answered "no bars"."""
+    assert main(["sim", "--db", str(store_path), "--start", "2020-01-01", "--end", "2019-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert "start=2020-01-01 end=2019-01-01" in err and "after" in err and "no bars" not in err
+
+
 def test_a_run_without_orders_reads_n_a_for_its_rates(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """One bar gives the strategy nothing to trade: rates over no orders are undefined."""
     assert main(["sim", "--db", str(store_path), "--symbols", "SYN00", "--start", "2024-08-29"]) == 0
-    lines = {line[:15].strip(): line[15:] for line in capsys.readouterr().out.splitlines()}
+    lines = labelled_lines(capsys.readouterr().out)
     assert lines["orders"] == "0 orders, 0 fill events"
-    assert lines["fill rate"] == "n/a of 0 shares" and lines["cost"] == "n/a bps of 0 traded (0)"
-    assert lines["P&L"] == "gross 0, net 0 (+0.0% of a 10,000,000 book), execution cost 0"
-    assert "nan" not in "".join(lines.values())
+    assert lines["fill rate"] == "n/a of 0 shares ordered"
+    assert lines["cost"] == "0 = n/a bps of traded notional, fill prices against each fill's reference mid, plus fees:"
+    assert lines["P&L"] == "gross 0 (fills at their mids, no fees), net 0 (+0.0% of the 10,000,000 book); net = gross - cost"
+    assert "nan" not in "".join(lines.values()) and "why" not in lines
     assert lines["note"] == "no orders: the demo strategy needs more than 21 bars (a 20-bar lookback, then a bar to trade in); the selection has 1"
     summary = run_json(capsys, "--db", str(store_path), "--symbols", "SYN00", "--start", "2024-08-29")
-    assert summary["fill_rate"] is None and summary["cost_bps"] is None
+    assert summary["fill_rate"] is None and summary["cost_bps"] is None and summary["explanation"] is None
     assert summary["note"] == lines["note"].removeprefix("no orders: ")
 
 
 def test_symbols_that_never_share_a_bar_are_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A daily and a 1-minute symbol never have a bar at the same time, so the demo
-    strategy cannot rank them: the summary says so instead of only printing zeros."""
+    """A daily and a 1-minute symbol never have a bar at the same time: the store refuses
+    to mix them in one panel, and a panel whose symbols never trade at the same bar gets a
+    note instead of only zeros."""
     db = str(tmp_path / "mixed.duckdb")
     assert main(["data", "generate", "--db", db, "--frequency", "daily", "--symbols", "2", "--bars", "100"]) == 0
     assert main(["data", "generate", "--db", db, "--frequency", "1min", "--symbols", "2", "--bars", "100"]) == 0
     capsys.readouterr()
-    summary = run_json(capsys, "--db", db, "--symbols", "SYN00,SYNM00")
+    assert main(["sim", "--db", db, "--symbols", "SYN00,SYNM00"]) == 2
+    assert "one frequency" in capsys.readouterr().err
+    assert run_json(capsys, "--db", db, "--symbols", "SYNM00,SYNM01")["orders"] > 0  # one frequency trades
+    panel = generate_panel(2, 100, seed=1)
+    apart = panel.valid.copy()
+    apart[np.arange(100) % 5 == 0, 1] = False  # symbol 1 has no bar at any rebalance bar
+    summary = run_demo(dataclasses.replace(panel, valid=apart), ExecutionConfig(), 252.0).summary()
     assert summary["orders"] == 0
     assert "at most 1 of these 2 have one at a rebalance bar" in summary["note"]
-    assert "different bar frequencies" in summary["note"]
-    assert run_json(capsys, "--db", db, "--symbols", "SYNM00,SYNM01")["orders"] > 0  # one frequency trades
 
 
 def test_a_book_too_small_for_any_share_is_explained() -> None:
@@ -111,6 +134,8 @@ def test_out_writes_fills_orders_and_plot(store_path: Path, tmp_path: Path, caps
     orders = pq.read_table(tmp_path / "orders.parquet")
     assert fills.num_rows == summary["fills"] and orders.num_rows == summary["orders"]
     assert {"order_id", "bar", "ts", "qty", "price", "fee", "symbol_name"} <= set(fills.column_names)
+    assert fills.schema.field("ts").type == pa.timestamp("ns", tz="UTC")
+    assert str(fills["ts"][0].as_py().date()) >= "2015-01-02"
     assert (tmp_path / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -166,3 +191,59 @@ def test_a_closed_stdout_stops_the_command_quietly(store_path: Path) -> None:
     _, err = process.communicate(timeout=300)
     assert process.returncode == 128 + 13, err.decode()
     assert b"Traceback" not in err and b"BrokenPipeError" not in err
+
+
+def labelled_lines(text: str) -> dict[str, str]:
+    return {line[:19].strip(): line[19:].strip() for line in text.splitlines()}
+
+
+def test_the_summary_has_one_cost_total_whose_parts_add_up(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20, finding 5: the summary printed two unlabeled cost totals (``cost ...
+    (4,988,299)`` and ``execution cost 5,009,226``) and a share-weighted slippage above a
+    notional-weighted cost. Now one cost total is split into parts that add up to it, the
+    shortfall against the decision price is the cost plus a stated price drift, and every
+    bps figure is of traded notional."""
+    summary = run_json(capsys, "--db", str(store_path))
+    assert sum(summary[part] for part in COST_PARTS) == pytest.approx(summary["cost"], rel=1e-12)
+    assert sum(summary[f"{part}_bps"] for part in COST_PARTS) == pytest.approx(summary["cost_bps"], rel=1e-12)
+    assert summary["cost_bps"] == pytest.approx(summary["cost"] / summary["traded_notional"] * 1e4)
+    assert summary["shortfall_vs_decision"] == pytest.approx(summary["cost"] + summary["price_drift"])
+    assert "execution_cost" not in summary and "realized_cost" not in summary and "slippage_bps_arrival" not in summary
+    assert main(["sim", "--db", str(store_path)]) == 0
+    text = capsys.readouterr().out
+    lines = labelled_lines(text)
+    assert lines["cost"].startswith(f"{summary['cost']:,.0f} = {summary['cost_bps']:.2f} bps of traded notional")
+    assert text.count(f"{summary['cost']:,.0f}") == 1, "one cost total, printed once"
+    assert lines["spread"].startswith(f"{summary['cost_spread']:,.0f} (") and lines["fees"].startswith(f"{summary['cost_fees']:,.0f} (")
+    assert "share-weighted" in lines["participation"] and "notional-weighted" in lines["shortfall"]
+    assert lines["what"].startswith("the built-in demo") and "ai-trading sim --symbols" in lines["what"]
+
+
+def test_a_result_decided_by_costs_is_explained(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default demo loses more to costs than it makes before them: a ``why`` line says
+    so with the turnover and the cost, in the text and in the JSON."""
+    summary = run_json(capsys, "--db", str(store_path))
+    assert summary["cost"] > abs(summary["gross_pnl"])
+    years = summary["bars"] / summary["periods_per_year"]
+    assert summary["turnover_per_year"] == pytest.approx(summary["traded_notional"] / summary["book"] / years)
+    assert f"traded {summary['turnover_per_year']:.1f}x a year at {summary['cost_bps']:.1f} bps" in summary["explanation"]
+    assert summary["cost_share_of_gross"] == pytest.approx(summary["cost"] / abs(summary["gross_pnl"]))
+    assert main(["sim", "--db", str(store_path)]) == 0
+    assert labelled_lines(capsys.readouterr().out)["why"] == summary["explanation"]
+
+
+def test_cost_parts_match_what_the_simulator_charged() -> None:
+    """Without slippage, impact and noise every fill pays exactly half the spread beyond its
+    mid: the spread part is all of the cost before fees, with quoted and modeled spreads."""
+    panel = generate_panel(6, 200, seed=4)
+    spread_only = ExecutionConfig(slippage_base_bps=0.0, slippage_vol_coef=0.0, impact_eta=0.0, slippage_noise_bps=0.0)
+    for data in (panel, dataclasses.replace(panel, spread_bps=None)):
+        simulator = ExecutionSimulator(spread_only)
+        fills = simulator.simulate(demo_orders(data), data).fills
+        assert len(fills) > 50
+        costs = cost_breakdown(fills, charged_spread_bps(fills, spread_only, simulator.symbol_coefs(data), data.bar_seconds))
+        assert costs.slippage_impact == pytest.approx(0.0, abs=1e-6 * costs.spread)
+        paid = fills.side * (fills.price - fills.mid) * fills.qty
+        assert costs.spread == pytest.approx(float(paid.sum()), rel=1e-9) and costs.fees == pytest.approx(float(fills.fee.sum()))
+    default = run_demo(panel, ExecutionConfig(), 252.0)
+    assert default.costs.slippage_impact > 0 and default.costs.total == pytest.approx(default.equity.gross_pnl - default.equity.net_pnl)
