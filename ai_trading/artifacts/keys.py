@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ai_trading.errors import ConfigError, SignatureError
+from ai_trading.errors import ConfigError
 
 ED25519 = "ed25519"
 HMAC_SHA256 = "hmac-sha256"

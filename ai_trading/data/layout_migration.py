@@ -99,7 +99,7 @@ def _convert(con: duckdb.DuckDBPyConnection, path: Path, exchange_tz: str) -> La
         frequencies = _symbol_frequencies(con)
         con.execute("CREATE TEMP TABLE symbol_frequency (symbol VARCHAR, frequency VARCHAR)")
         con.executemany("INSERT INTO symbol_frequency VALUES (?, ?)", list(frequencies.items()))
-        session = f"timezone('UTC', date_trunc('day', timezone($tz, ts)))"
+        session = "timezone('UTC', date_trunc('day', timezone($tz, ts)))"
         key = f"CASE WHEN f.frequency <> '{DAILY}' OR epoch_us(ts) % {US_PER_DAY} = 0 THEN ts ELSE {session} END"
         con.execute(
             f"CREATE TEMP TABLE converted AS SELECT symbol, f.frequency, {key} AS ts, ts AS old_ts, {', '.join(VALUE_COLUMNS)} "

@@ -43,7 +43,6 @@ from ai_trading.data.schema import (
     META_TABLE,
     NS_PER_US,
     STORED_TS_TYPE,
-    TS_TYPE,
     VALUE_COLUMNS,
 )
 from ai_trading.data.synthetic import DAILY, generate_bars

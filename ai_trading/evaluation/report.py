@@ -18,6 +18,7 @@ import numpy as np
 from ai_trading.artifacts import ManifestFields, Signer, sign_artifact_dir
 from ai_trading.errors import EvaluationError
 from ai_trading.evaluation.walkforward import WalkForwardReport
+from ai_trading.models.ridge import RidgeModel
 
 REPORT_FILE = "report.json"
 PLOT_FILE = "equity.png"
@@ -66,30 +67,18 @@ def _headline_metrics(report: WalkForwardReport) -> dict[str, float]:
     return {name: float(v) for name, v in values.items() if math.isfinite(v)}
 
 
-def write_evaluation(report: WalkForwardReport, out: Path, signer: Signer, name: str = "walkforward") -> list[Path]:
-    """Write the report, plot and final model into ``out`` (new or empty) and sign it as an
-    ``eval`` artifact recording the feature schema hash and the dataset fingerprint."""
+def write_signed_report(report: WalkForwardReport, model: RidgeModel, out: Path, signer: Signer, fields: ManifestFields) -> list[Path]:
+    """Write the report, its plot and ``model`` into ``out`` (new or empty) and sign it
+    with ``fields``; staged in a sibling directory and renamed, so nothing unsigned is
+    ever left at ``out``."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EvaluationError(f"{out} exists and is not an empty directory: choose a new --out directory")
-    provenance = report.features.provenance()
-    fields = ManifestFields(
-        name=name,
-        version=int(datetime.now(UTC).timestamp()),
-        kind="eval",
-        algorithm=ALGORITHM,
-        feature_spec_name=str(provenance["feature_spec_name"]),
-        feature_spec_version=int(provenance["feature_spec_version"]),
-        feature_schema_hash=report.features.feature_schema_hash,
-        dataset_fingerprint=report.features.dataset_fingerprint,
-        training_config=report.to_dict()["settings"],
-        metrics=_headline_metrics(report),
-    )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         (staging / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         plot_equity(report, staging / PLOT_FILE)
-        (staging / MODEL_FILE).write_bytes(report.final_model.to_bytes())
+        (staging / MODEL_FILE).write_bytes(model.to_bytes())
         sign_artifact_dir(staging, fields, signer)
         if out.exists():
             out.rmdir()
@@ -98,3 +87,18 @@ def write_evaluation(report: WalkForwardReport, out: Path, signer: Signer, name:
         if staging.exists():
             shutil.rmtree(staging)
     return [out / REPORT_FILE, out / PLOT_FILE, out / MODEL_FILE, out / "manifest.json", out / "manifest.sig"]
+
+
+def write_evaluation(report: WalkForwardReport, out: Path, signer: Signer, name: str = "walkforward") -> list[Path]:
+    """Write the report, plot and final model into ``out`` (new or empty) and sign it as an
+    ``eval`` artifact recording the feature schema hash and the dataset fingerprint."""
+    fields = ManifestFields(
+        name=name,
+        version=int(datetime.now(UTC).timestamp()),
+        kind="eval",
+        algorithm=ALGORITHM,
+        **report.features.provenance(),  # type: ignore[arg-type]
+        training_config=report.to_dict()["settings"],
+        metrics=_headline_metrics(report),
+    )
+    return write_signed_report(report, report.final_model, out, signer, fields)

@@ -13,21 +13,18 @@ the signed manifest carries the numbers the ML promotion gate reads.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from ai_trading.artifacts import ManifestFields, Signer, sign_artifact_dir
+from ai_trading.artifacts import ManifestFields, Signer
 from ai_trading.config import AppConfig, default_data_dir
-from ai_trading.errors import ConfigError, EvaluationError
-from ai_trading.evaluation.report import MODEL_FILE, PLOT_FILE, REPORT_FILE, plot_equity
+from ai_trading.errors import ConfigError
+from ai_trading.evaluation.report import write_signed_report
 from ai_trading.evaluation.walkforward import WalkForwardReport, evaluate_walkforward, prepare_inputs
 from ai_trading.features import FeatureBuilder
 from ai_trading.models.gates import ML_KIND
@@ -89,33 +86,17 @@ def default_out(name: str, version: int) -> Path:
 
 
 def write_ml_artifact(trained: TrainedModel, out: Path, signer: Signer, name: str, version: int, config: AppConfig) -> list[Path]:
-    """Write model, report and plot into ``out`` (new or empty) and sign it as kind ``ml``;
-    staged in a sibling directory and renamed, so nothing unsigned is ever left at ``out``."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise EvaluationError(f"{out} exists and is not an empty directory: choose a new --out directory")
-    report = trained.report
-    document = report.to_dict()
+    """Write model, report and plot into ``out`` (new or empty) and sign it as kind ``ml``."""
+    document = trained.report.to_dict()
     fields = ManifestFields(
-        name=name, version=version, kind=ML_KIND, algorithm=ALGORITHM, **report.features.provenance(),  # type: ignore[arg-type]
+        name=name, version=version, kind=ML_KIND, algorithm=ALGORITHM, **trained.report.features.provenance(),  # type: ignore[arg-type]
         training_config={**document["settings"], "pbo_alphas": list(pbo_alphas(config)), "symbols": document["data"]["symbols"],
                          "start": document["data"]["start"], "end": document["data"]["end"]},
         metrics=trained.metrics,
     )  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        (staging / REPORT_FILE).write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        plot_equity(report, staging / PLOT_FILE)
-        (staging / MODEL_FILE).write_bytes(trained.model.to_bytes())
-        sign_artifact_dir(staging, fields, signer)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    written = write_signed_report(trained.report, trained.model, out, signer, fields)
     logger.info("ML_MODEL_WRITTEN", extra={"model": name, "version": version, "out": str(out)})
-    return [out / REPORT_FILE, out / PLOT_FILE, out / MODEL_FILE, out / "manifest.json", out / "manifest.sig"]
+    return written
 
 
 def new_version() -> int:

@@ -19,7 +19,7 @@ from ai_trading.oms.manager import OrderManager
 from ai_trading.oms.models import IntentState
 from ai_trading.oms.reconcile import Reconciler
 from tests.brokers.alpaca_server import KEY_ID, SECRET_KEY, FakeAlpaca
-from tests.oms.oms_harness import NO_GRACE, check_invariants, finish, make_intents, open_broker
+from tests.oms.oms_harness import NO_GRACE, check_invariants, make_intents, open_broker
 
 FOREIGN_CID = "CIDv2:other:SYN01:sell:20240105:1d:0123456789abcdef:5:1"
 
