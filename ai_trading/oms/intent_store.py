@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,7 +24,7 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, Inexact, loc
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Row, Select, bindparam, select, update
+from sqlalchemy import Connection, Engine, Row, Select, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ai_trading.config import OmsConfig
@@ -41,11 +41,13 @@ from ai_trading.oms.models import (
     IntentEvent,
     IntentState,
     OrderIntent,
+    RebalanceRecord,
     Side,
     check_transition,
     state_after_fill,
     utc_now,
 )
+from ai_trading.oms.rebalance_log import insert_rebalance_statement, write_rebalance
 from ai_trading.oms.schema import fills, foreign_orders, intent_events, intents
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,15 @@ GUARDED_UPDATE = (
 )
 INSERT_EVENT = intent_events.insert()
 FOREIGN_REFRESHED = ("client_order_id", "cid_shaped", "symbol", "side", "qty", "filled_qty", "status", "last_seen_at")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What :meth:`IntentStore.create_batch` stored: the intents as stored (new or found,
+    in the order given) and the id of the rebalance record (None when none was given)."""
+
+    intents: list[OrderIntent]
+    rebalance_id: int | None
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,12 @@ class IntentStore:
         self._insert_intent = (
             insert(intents).on_conflict_do_nothing(index_elements=[intents.c.client_order_id]).returning(intents.c.id)
         )
+        self._insert_intents = (
+            insert(intents)
+            .on_conflict_do_nothing(index_elements=[intents.c.client_order_id])
+            .returning(intents.c.id, intents.c.client_order_id)
+        )
+        self._insert_rebalance = insert_rebalance_statement(insert)
         self._insert_fill = insert(fills).on_conflict_do_nothing(index_elements=[fills.c.broker_fill_id]).returning(fills.c.id)
         upsert = insert(foreign_orders)
         self._upsert_foreign = upsert.on_conflict_do_update(
@@ -173,6 +190,103 @@ class IntentStore:
             self._append_event(connection, intent_id, "CREATED", None, intent, None)
         logger.info("OMS_INTENT_CREATED", extra={"client_order_id": intent.client_order_id})
         return intent
+
+    def create_batch(self, batch: Sequence[OrderIntent], *, rebalance: RebalanceRecord | None = None) -> BatchResult:
+        """Persist many new CREATED intents, and the rebalance that decided them, in ONE transaction.
+
+        One multi-row insert writes the intents and one their events, instead of a
+        transaction per intent. Idempotent like :meth:`create`: an id already stored for
+        the same order is returned as stored; for a different order
+        :class:`~ai_trading.errors.IntentConflict` is raised and nothing is written. A
+        ``rebalance`` whose key is already stored keeps its first record and denials.
+        """
+        for intent in batch:
+            if intent.state is not IntentState.CREATED or intent.version != 1 or intent.filled_qty or intent.attempts:
+                raise IllegalTransition(f"intent {intent.client_order_id}: a new intent must be CREATED, version 1, unsent and unfilled")
+        cids = [intent.client_order_id for intent in batch]
+        if len(set(cids)) != len(cids):
+            raise IntentConflict("a batch names the same client_order_id twice; a CIDv2 id names one order")
+        with self._transaction() as connection:
+            rebalance_id = None if rebalance is None else write_rebalance(connection, self._insert_rebalance, rebalance)
+            rows = [_plain({column.name: getattr(intent, column.name) for column in INTENT_COLUMNS}) for intent in batch]
+            inserted = (
+                {row.client_order_id: row.id for row in connection.execute(self._insert_intents, rows)} if rows else {}
+            )
+            existing = [cid for cid in cids if cid not in inserted]
+            stored = {} if not existing else {
+                row.client_order_id: _intent(row)
+                for row in connection.execute(select(*INTENT_COLUMNS).where(intents.c.client_order_id.in_(existing)))
+            }  # fmt: skip
+            for intent in batch:
+                found = stored.get(intent.client_order_id)
+                if found is not None and not found.same_order(intent):
+                    raise IntentConflict(
+                        f"intent {intent.client_order_id} already exists for a different order "
+                        f"({found.side} {found.qty} {found.symbol} {found.order_type}); a CIDv2 id names one order"
+                    )
+            events = [self._event_row(inserted[i.client_order_id], "CREATED", None, i, None) for i in batch if i.client_order_id in inserted]
+            if events:
+                connection.execute(INSERT_EVENT, events)
+        logger.info("OMS_INTENTS_CREATED", extra={"created": len(inserted), "found": len(existing), "rebalance_id": rebalance_id})
+        return BatchResult([stored.get(i.client_order_id, i) for i in batch], rebalance_id)
+
+    def claim_batch(self, batch: Sequence[OrderIntent]) -> list[OrderIntent]:
+        """CREATED -> SUBMITTED for every intent of ``batch`` still CREATED, in one statement
+        and one transaction; returns the claimed ones (the claim is what lets only one
+        process send an intent: intents another writer moved first are left out)."""
+        created = {i.client_order_id: i for i in batch if i.state is IntentState.CREATED}
+        if not created:
+            return []
+        now = utc_now()
+        claim = (
+            update(intents)
+            .where(and_(intents.c.client_order_id.in_(list(created)), intents.c.state == IntentState.CREATED.value))
+            .values(
+                state=IntentState.SUBMITTED.value,
+                attempts=intents.c.attempts + 1,
+                version=intents.c.version + 1,
+                updated_at=now,
+            )
+            .returning(intents.c.id, intents.c.client_order_id, intents.c.version, intents.c.attempts)
+        )
+        with self._transaction() as connection:
+            claimed: list[tuple[int, OrderIntent]] = []
+            for row in connection.execute(claim):
+                after = replace(
+                    created[row.client_order_id], state=IntentState.SUBMITTED, version=row.version, attempts=row.attempts, updated_at=now
+                )
+                claimed.append((row.id, after))
+            if claimed:
+                connection.execute(INSERT_EVENT, [self._event_row(i, "TRANSITION", IntentState.CREATED, a, None) for i, a in claimed])
+        order = {cid: k for k, cid in enumerate(created)}
+        return sorted((intent for _, intent in claimed), key=lambda intent: order[intent.client_order_id])
+
+    def acknowledge_batch(self, acks: Sequence[tuple[OrderIntent, str]]) -> list[OrderIntent]:
+        """SUBMITTED -> ACKED with the broker's order id for each ``(intent, broker_order_id)``,
+        all in one transaction; returns the acknowledged intents. An intent another writer
+        moved first (a concurrent poll adopted it) is left out, not overwritten."""
+        done: list[OrderIntent] = []
+        with self._transaction() as connection:
+            for intent, broker_order_id in acks:
+                check_transition(intent.state, IntentState.ACKED)
+                changes = {"state": IntentState.ACKED, "broker_order_id": broker_order_id}
+                try:
+                    done.append(self._update(connection, intent, changes, "TRANSITION", {"broker_order_id": broker_order_id}))
+                except ConcurrencyConflict:
+                    logger.info("OMS_ACK_LOST_RACE", extra={"client_order_id": intent.client_order_id})
+        logger.info("OMS_INTENTS_ACKED", extra={"acked": len(done)})
+        return done
+
+    def count_created_since(self, since: datetime) -> int:
+        """How many intents were created at or after ``since`` (the order rate limit's count)."""
+        query = select(func.count()).select_from(intents).where(intents.c.created_at >= since)
+        with self._transaction() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def created_at(self, stamp: datetime) -> list[OrderIntent]:
+        """The intents created at exactly ``stamp`` (one batch shares its stamp), oldest first."""
+        query = select(*INTENT_COLUMNS).where(intents.c.created_at == stamp).order_by(intents.c.id)
+        return [_intent(row) for row in self._rows(query)]
 
     def get(self, client_order_id: str) -> OrderIntent | None:
         """The stored intent, or None."""
@@ -448,15 +562,18 @@ class IntentStore:
         intent: OrderIntent,
         detail: str | None,
     ) -> None:
-        connection.execute(
-            INSERT_EVENT,
-            {
-                "intent_id": intent_id,
-                "event": event,
-                "from_state": None if from_state is None else from_state.value,
-                "to_state": intent.state.value,
-                "version": intent.version,
-                "detail": detail,
-                "ts": intent.updated_at,
-            },
-        )
+        connection.execute(INSERT_EVENT, self._event_row(intent_id, event, from_state, intent, detail))
+
+    @staticmethod
+    def _event_row(
+        intent_id: int, event: str, from_state: IntentState | None, intent: OrderIntent, detail: str | None
+    ) -> dict[str, Any]:
+        return {
+            "intent_id": intent_id,
+            "event": event,
+            "from_state": None if from_state is None else from_state.value,
+            "to_state": intent.state.value,
+            "version": intent.version,
+            "detail": detail,
+            "ts": intent.updated_at,
+        }

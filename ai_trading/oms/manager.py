@@ -10,7 +10,15 @@ Order of durable steps for one intent (write-ahead, so a crash anywhere is recov
 5. record fills as they arrive (polling), up to FILLED / CANCELED / REJECTED.
 
 Nothing can be sent before :meth:`OrderManager.start` has reconciled with the broker and
-passed; until then :class:`~ai_trading.errors.TradingBlocked` is raised. The optional
+passed; until then :class:`~ai_trading.errors.TradingBlocked` is raised. Immediately
+before each send the account's trading state is read from the database (so a kill switch
+set by another process counts): ``HALTED`` refuses every new order, ``REDUCING`` every
+order that does not bring its symbol's exposure closer to flat; a refused intent, claimed
+but never sent, becomes REJECTED with the reason. Cancels always pass.
+
+:meth:`OrderManager.submit_batch` takes a rebalance's intents through the same steps with
+one transaction for all CREATED rows (with the rebalance record), one for all claims and
+one for all acknowledgements; only the sends are one per order. The optional
 ``checkpoint`` callback is invoked with a :class:`Checkpoint` name at each step boundary
 (operators hook metrics or tracing there; the crash-injection tests kill the process there).
 """
@@ -18,15 +26,18 @@ passed; until then :class:`~ai_trading.errors.TradingBlocked` is raised. The opt
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from enum import StrEnum
 
-from ai_trading.config import ManagerConfig
+from ai_trading.config import ManagerConfig, RiskConfig
 from ai_trading.errors import AiTradingError, ConcurrencyConflict, IllegalTransition, ReconciliationError, TradingBlocked
 from ai_trading.oms.broker import Broker
+from ai_trading.oms.broker import BrokerOrder, BrokerOrderStatus
 from ai_trading.oms.intent_store import IntentStore
-from ai_trading.oms.models import IntentState, OrderIntent
+from ai_trading.oms.models import ZERO, IntentState, OrderIntent, RebalanceRecord, TradingState, reduces_exposure
 from ai_trading.oms.reconcile import ReconciliationReport, Reconciler
+from ai_trading.oms.trading_state import TradingStateStore
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +58,7 @@ class OrderManager:
     :param broker: any :class:`~ai_trading.oms.broker.Broker`
     :param config: resend grace and position re-checks for reconciliation
     :param checkpoint: optional callback invoked with each :class:`Checkpoint` reached
+    :param account: the account whose trading state is read before every send
     """
 
     def __init__(
@@ -55,10 +67,13 @@ class OrderManager:
         broker: Broker,
         config: ManagerConfig,
         checkpoint: Callable[[Checkpoint], None] | None = None,
+        account: str = RiskConfig.account,
     ) -> None:
         self._store = store
         self._broker = broker
         self._checkpoint = checkpoint
+        self._account = account
+        self._trading_state = TradingStateStore(store.engine)
         self._reconciler = Reconciler(store, broker, config, on_fill_recorded=lambda: self._reach(Checkpoint.DURING_FILLS))
         self._blocked_reason: str | None = "start-up reconciliation has not run: call OrderManager.start() first"
         self.last_report: ReconciliationReport | None = None
@@ -70,6 +85,14 @@ class OrderManager:
     @property
     def broker(self) -> Broker:
         return self._broker
+
+    @property
+    def account(self) -> str:
+        return self._account
+
+    @property
+    def trading_state(self) -> TradingStateStore:
+        return self._trading_state
 
     @property
     def trading_allowed(self) -> bool:
@@ -122,6 +145,9 @@ class OrderManager:
             logger.info("OMS_SUBMIT_LOST_RACE", extra={"client_order_id": intent.client_order_id})
             return self._current(intent.client_order_id)
         self._reach(Checkpoint.AFTER_SUBMITTED)
+        refusal = self._refusal(submitted, self._trading_state.get(self._account).state, {})
+        if refusal is not None:
+            return self._store.transition(submitted, IntentState.REJECTED, error=refusal)
         order = self._reconciler.deliver(submitted)
         if order is None:
             return self._current(intent.client_order_id)
@@ -138,6 +164,71 @@ class OrderManager:
 
     def submit_all(self, intents: Iterable[OrderIntent]) -> list[OrderIntent]:
         return [self.submit(intent) for intent in intents]
+
+    def submit_batch(self, intents: Sequence[OrderIntent], rebalance: RebalanceRecord | None = None) -> list[OrderIntent]:
+        """Persist ``intents`` (and their ``rebalance``) in one transaction, claim them in a
+        second, send each once, acknowledge all in a third; returns them as stored after.
+
+        Crash-safe like :meth:`submit`: a crash between the steps leaves CREATED or
+        SUBMITTED intents that a repeated call (same ids) or reconciliation resolves.
+        """
+        self._require_trading()
+        stored = self._store.create_batch(intents, rebalance=rebalance).intents
+        self._reach(Checkpoint.AFTER_CREATED)
+        claimed = self._store.claim_batch(stored)
+        self._reach(Checkpoint.AFTER_SUBMITTED)
+        acks: list[tuple[OrderIntent, str]] = []
+        exposure: dict[str, Decimal] = {}
+        for intent in claimed:
+            refusal = self._refusal(intent, self._trading_state.get(self._account).state, exposure)
+            if refusal is not None:
+                self._store.transition(intent, IntentState.REJECTED, error=refusal)
+                continue
+            order = self._reconciler.deliver(intent)
+            if order is None:
+                continue
+            self._reach(Checkpoint.AFTER_SEND)
+            if order.status in (BrokerOrderStatus.REJECTED, BrokerOrderStatus.CANCELED):
+                self._adopt(intent, order)
+            else:
+                acks.append((intent, order.broker_order_id))
+        self._store.acknowledge_batch(acks)
+        logger.info("OMS_BATCH_SUBMITTED", extra={"intents": len(intents), "claimed": len(claimed), "acked": len(acks)})
+        return [self._current(intent.client_order_id) for intent in intents]
+
+    def _adopt(self, intent: OrderIntent, order: BrokerOrder) -> None:
+        try:
+            self._reconciler.adopt(intent, order)
+        except ConcurrencyConflict:
+            logger.info("OMS_SUBMIT_LOST_RACE", extra={"client_order_id": intent.client_order_id})
+
+    def _refusal(self, intent: OrderIntent, state: TradingState, exposure: dict[str, Decimal]) -> str | None:
+        """Why the trading state forbids sending ``intent`` now, or None when it may go.
+
+        ``exposure`` caches the account's exposures (positions plus open intents other than
+        the one judged) for a batch; it is read only in ``REDUCING``.
+        """
+        if state is TradingState.ACTIVE:
+            return None
+        if state is TradingState.HALTED:
+            reason = f"trading state of account {self._account} is HALTED: no new orders"
+        else:
+            if not exposure:
+                exposure.update(self._exposures())
+            change = intent.side.sign * intent.qty
+            before = exposure.get(intent.symbol, ZERO) - intent.side.sign * intent.remaining_qty
+            if reduces_exposure(before, change):
+                return None
+            reason = f"trading state of account {self._account} is REDUCING and the order does not reduce {intent.symbol} ({before} -> {before + change})"
+        logger.warning("OMS_ORDER_REFUSED_BY_TRADING_STATE", extra={"client_order_id": intent.client_order_id, "state": state, "reason": reason})
+        return reason
+
+    def _exposures(self) -> dict[str, Decimal]:
+        """Signed position plus signed remaining quantity of every open intent, per symbol."""
+        exposure = dict(self._store.positions())
+        for intent in self._store.open_intents():
+            exposure[intent.symbol] = exposure.get(intent.symbol, ZERO) + intent.side.sign * intent.remaining_qty
+        return exposure
 
     def poll(self) -> ReconciliationReport:
         """Pull acknowledgements, fills, cancels and rejections for every open intent."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Self, TypeVar
@@ -349,3 +349,89 @@ class ForeignOrder:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "side", _member(Side, self.side, f"foreign order {self.broker_order_id}: side"))
+
+
+class TradingState(StrEnum):
+    """What an account may do: the kill switch sets it, the engine and the manager obey it.
+
+    ``ACTIVE`` trades normally; ``REDUCING`` accepts only orders that bring a position
+    closer to flat (never through it); ``HALTED`` accepts no new order. Cancels always pass.
+    """
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+def reduces_exposure(before: Decimal, change: Decimal) -> bool:
+    """True when a signed ``change`` moves the signed position ``before`` towards zero
+    without crossing it (the one test of what ``REDUCING`` lets through)."""
+    after = before + change
+    return before != 0 and change != 0 and (after == 0 or (after > 0) == (before > 0)) and abs(after) < abs(before)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TradingStateRecord:
+    """An account's trading state as stored (``version`` 0: never set, so ACTIVE).
+
+    :param account: the account the state belongs to
+    :param state: the trading state
+    :param reason: why it was set (free text, required)
+    :param changed_by: who set it (an operator, ``alert:<rule>``, ...)
+    :param changed_at: when (UTC); None when never set
+    :param version: +1 on every change
+    """
+
+    account: str
+    state: TradingState
+    reason: str
+    changed_by: str
+    changed_at: datetime | None
+    version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenialRecord:
+    """One order refused by a pre-trade risk check, as persisted with its rebalance.
+
+    :param reason: the check that refused it (e.g. ``max_order_notional``)
+    :param limit: the limit that applied, as a decimal (0 for yes/no checks)
+    :param value: the value that broke it, as a decimal (0 for yes/no checks)
+    """
+
+    symbol: str
+    side: Side
+    qty: Decimal
+    order_type: OrderType
+    limit_price: Decimal | None
+    decision_price: Decimal
+    reason: str
+    limit: Decimal
+    value: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class RebalanceRecord:
+    """One rebalance decision: what was decided, how many orders passed, what was refused.
+
+    Keyed by (account, strategy, session, horizon, signal_hash): recomputing the same
+    decision after a crash finds the first record instead of writing a second one.
+
+    :param strategy: the model name (the CIDv2 strategy field)
+    :param model_version: the model version (the CIDv2 version field)
+    :param trading_state: the account's state the checks saw
+    :param equity: the equity the weights were sized with
+    """
+
+    account: str
+    strategy: str
+    model_version: str
+    session: date
+    horizon: str
+    signal_hash: str
+    decided_at: datetime
+    trading_state: TradingState
+    equity: Decimal
+    n_orders: int
+    n_denied: int
+    denials: tuple[DenialRecord, ...] = ()
