@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from ai_trading.errors import ConfigError, EvaluationError
 from ai_trading.evaluation.metrics import deflated_sharpe_ratio, max_drawdown, sharpe_ratio
 from ai_trading.types import FloatArray
 
-__all__ = ["GovernanceReport", "PromotionCriteria", "Rejection", "SeedRun", "evaluate", "validate_criteria"]
+__all__ = ["Check", "GovernanceReport", "PromotionCriteria", "Rejection", "SeedRun", "evaluate", "validate_criteria"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,19 +80,38 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One rule as applied: ``value <comparison> threshold`` must hold (NaN never passes).
+
+    :param code: the rejection code when it fails (``TOO_FEW_SEEDS``)
+    :param comparison: ``>=``, ``>``, ``<=`` or ``<``
+    """
+
+    code: str
+    metric: str
+    value: float
+    comparison: str
+    threshold: float
+    passed: bool
+
+
+@dataclass(frozen=True)
 class GovernanceReport:
-    """The verdict: ``passed`` iff ``rejections`` is empty; every metric either way."""
+    """The verdict: ``passed`` iff ``rejections`` is empty; every metric and every rule's
+    outcome (``checks``, in the order the rules are listed) either way."""
 
     passed: bool
     metrics: dict[str, float]
     rejections: list[Rejection]
     per_seed: list[dict[str, float]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
             "metrics": self.metrics,
             "rejections": [asdict(r) for r in self.rejections],
+            "checks": [asdict(c) for c in self.checks],
             "per_seed": self.per_seed,
         }
 
@@ -147,18 +167,22 @@ def evaluate(runs: Sequence[SeedRun], criteria: PromotionCriteria | None = None)
     if len({run.seed for run in runs}) != len(runs):
         raise EvaluationError("runs repeat a seed: each seed counts once")
     ppy = criteria.periods_per_year
+    n = len(runs)
+    sharpe = np.array([sharpe_ratio(run.returns, ppy) for run in runs])
+    variance = float(sharpe.var(ddof=1)) if n > 1 else 0.0
+    deflate = math.isfinite(variance)  # the deflation is undefined when a seed's Sharpe is
     per_seed = [
         {
             "seed": run.seed,
-            "sharpe": sharpe_ratio(run.returns, ppy),
+            "sharpe": float(seed_sharpe),
             "max_drawdown": -max_drawdown(run.returns),
             "net_return": float(np.prod(1.0 + run.returns) - 1.0),
             "turnover": float(run.turnover),
+            # each seed's Sharpe deflated for the n seeds tried (Bailey and López de Prado 2014)
+            "deflated_sharpe": deflated_sharpe_ratio(run.returns, n, variance, ppy) if deflate else math.nan,
         }
-        for run in runs
+        for run, seed_sharpe in zip(runs, sharpe, strict=True)
     ]
-    n = len(runs)
-    sharpe = np.array([s["sharpe"] for s in per_seed])
     nan = math.nan
     metrics: dict[str, float] = {"n_seeds": n}
     if n:
@@ -171,35 +195,41 @@ def evaluate(runs: Sequence[SeedRun], criteria: PromotionCriteria | None = None)
         if np.isfinite(sharpe).all():
             low, high = bootstrap_mean_interval(sharpe, criteria.bootstrap_samples, criteria.confidence, criteria.bootstrap_seed)
             best = int(np.argmax(sharpe))
-            variance = float(sharpe.var(ddof=1)) if n > 1 else 0.0
-            metrics["deflated_sharpe_best"] = deflated_sharpe_ratio(runs[best].returns, n, variance, ppy)
+            metrics["deflated_sharpe_best"] = per_seed[best]["deflated_sharpe"]
         else:
             low = high = nan
             metrics["deflated_sharpe_best"] = nan
         metrics["sharpe_ci_low"], metrics["sharpe_ci_high"] = low, high
-    rejections = _rejections(metrics, criteria)
-    report = GovernanceReport(passed=not rejections, metrics=metrics, rejections=rejections, per_seed=per_seed)
+    checks = _checks(metrics, criteria)
+    rejections = [Rejection(c.code, c.metric, c.value, c.threshold) for c in checks if not c.passed]
+    report = GovernanceReport(passed=not rejections, metrics=metrics, rejections=rejections, per_seed=per_seed, checks=checks)
     logger.info("GOVERNANCE_EVALUATED", extra={"passed": report.passed, "n_seeds": n, "rejections": [r.code for r in rejections]})
     return report
 
 
-def _rejections(metrics: dict[str, float], c: PromotionCriteria) -> list[Rejection]:
-    """Each rule as (code, metric, threshold, passes); NaN never passes."""
-    get = metrics.get
+COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
+def _checks(metrics: dict[str, float], c: PromotionCriteria) -> list[Check]:
+    """Each rule as (code, metric, comparison, threshold); a metric not computed (no seeds)
+    is NaN, and NaN never passes."""
     rules = [
-        ("TOO_FEW_SEEDS", "n_seeds", float(c.min_seeds), get("n_seeds", 0.0) >= c.min_seeds),
-        ("MEAN_SHARPE_LOW", "mean_sharpe", c.min_mean_sharpe, get("mean_sharpe", math.nan) >= c.min_mean_sharpe),
-        ("SHARPE_DISPERSION_HIGH", "sharpe_std", c.max_sharpe_std, get("sharpe_std", math.nan) < c.max_sharpe_std),
-        ("NET_RETURN_NOT_POSITIVE", "mean_net_return", 0.0, get("mean_net_return", math.nan) > 0.0),
-        ("DRAWDOWN_TOO_DEEP", "worst_max_drawdown", c.max_drawdown, get("worst_max_drawdown", math.nan) < c.max_drawdown),
-        ("TURNOVER_TOO_LOW", "mean_turnover", c.min_turnover, get("mean_turnover", math.nan) >= c.min_turnover),
-        ("TURNOVER_TOO_HIGH", "mean_turnover", c.max_turnover, get("mean_turnover", math.nan) <= c.max_turnover),
-        ("SHARPE_CI_INCLUDES_ZERO", "sharpe_ci_low", 0.0, get("sharpe_ci_low", math.nan) > 0.0),
-        ("IQM_SHARPE_NOT_POSITIVE", "iqm_sharpe", 0.0, get("iqm_sharpe", math.nan) > 0.0),
-        ("DEFLATED_SHARPE_LOW", "deflated_sharpe_best", c.min_deflated_sharpe,
-         get("deflated_sharpe_best", math.nan) >= c.min_deflated_sharpe),
-    ]  # fmt: skip
-    return [Rejection(code, metric, get(metric, math.nan), threshold) for code, metric, threshold, ok in rules if not ok]
+        ("TOO_FEW_SEEDS", "n_seeds", ">=", float(c.min_seeds)),
+        ("MEAN_SHARPE_LOW", "mean_sharpe", ">=", c.min_mean_sharpe),
+        ("SHARPE_DISPERSION_HIGH", "sharpe_std", "<", c.max_sharpe_std),
+        ("NET_RETURN_NOT_POSITIVE", "mean_net_return", ">", 0.0),
+        ("DRAWDOWN_TOO_DEEP", "worst_max_drawdown", "<", c.max_drawdown),
+        ("TURNOVER_TOO_LOW", "mean_turnover", ">=", c.min_turnover),
+        ("TURNOVER_TOO_HIGH", "mean_turnover", "<=", c.max_turnover),
+        ("SHARPE_CI_INCLUDES_ZERO", "sharpe_ci_low", ">", 0.0),
+        ("IQM_SHARPE_NOT_POSITIVE", "iqm_sharpe", ">", 0.0),
+        ("DEFLATED_SHARPE_LOW", "deflated_sharpe_best", ">=", c.min_deflated_sharpe),
+    ]
+    checks = []
+    for code, metric, comparison, threshold in rules:
+        value = metrics.get(metric, math.nan)
+        checks.append(Check(code, metric, value, comparison, threshold, bool(COMPARISONS[comparison](value, threshold))))
+    return checks
 
 
 def load_runs(run_dir: Path) -> list[SeedRun]:

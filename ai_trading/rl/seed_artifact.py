@@ -6,6 +6,11 @@ evaluation (``evaluation.json``). Each manifest's training config records its se
 the whole ``[rl_train]`` section, so :func:`read_run` can tell which seeds the run had and
 refuses a run with a seed missing (a bad seed deleted before promotion), a seed from
 another run, or a changed file: governance then judges exactly the signed results.
+
+A seed is written whole or not at all: into ``.incomplete/seed_<seed>/`` first, signed
+there, then renamed into place, so a stopped or killed training leaves only finished
+seeds (and debris under ``.incomplete/``, which no reader looks at and the next
+training of the run removes).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ai_trading.artifacts.atomic import fsync_dir
 from ai_trading.artifacts.keys import Signer
 from ai_trading.artifacts.loading import Trust, VerifiedArtifact, verify_artifact
 from ai_trading.artifacts.manifest import ManifestFields
@@ -33,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.zip"
 SEED_DIR_PREFIX = "seed_"
+STAGING_DIR = ".incomplete"
 
 
 def seed_dir(run_dir: Path, seed: int) -> Path:
@@ -81,11 +90,37 @@ def seed_manifest_fields(
 def write_seed_artifact(
     directory: Path, save_model: Callable[[Path], None], run: SeedRun, fields: ManifestFields, signer: Signer
 ) -> None:
-    """Write the policy (through ``save_model``) and its evaluation, then sign the directory."""
-    directory.mkdir(parents=True, exist_ok=False)
-    save_model(directory / MODEL_FILE)
-    (directory / EVALUATION_FILE).write_text(json.dumps(run.to_dict()), encoding="utf-8")
-    sign_artifact_dir(directory, fields, signer)
+    """Write the policy (through ``save_model``) and its evaluation, sign them, and move the
+    finished directory to ``directory`` in one rename (see the module docstring)."""
+    if directory.exists():
+        raise ProvenanceError(f"{directory} already exists: a seed artifact is written once")
+    staging = directory.parent / STAGING_DIR / directory.name
+    if staging.exists():
+        shutil.rmtree(staging)  # debris of an earlier, interrupted attempt at this seed
+    staging.mkdir(parents=True)
+    save_model(staging / MODEL_FILE)
+    (staging / EVALUATION_FILE).write_text(json.dumps(run.to_dict()), encoding="utf-8")
+    for name in (MODEL_FILE, EVALUATION_FILE):
+        _fsync_file(staging / name)
+    sign_artifact_dir(staging, fields, signer)
+    staging.rename(directory)
+    fsync_dir(directory.parent)
+
+
+def remove_staging(run_dir: Path) -> None:
+    """Delete what interrupted seed writes left under ``run_dir``; call it only while no
+    writer of this run is alive."""
+    staging = run_dir / STAGING_DIR
+    if staging.exists():
+        shutil.rmtree(staging)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, eq=False)

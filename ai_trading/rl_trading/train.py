@@ -6,6 +6,14 @@ training range, keep the checkpoint that does best on the validation range, then
 it once on the held-out test range through the portfolio simulator, and write a signed
 artifact directory (model, evaluation, metrics, feature and data provenance).
 
+A run can be stopped and resumed. SIGINT or SIGTERM raises :class:`TrainingStopped` in
+the parent, which terminates its worker processes at once (they ignore SIGINT, so a
+terminal's Ctrl-C, which reaches the whole process group, is handled once, here); seeds
+are written whole or not at all (``write_seed_artifact``), so the run directory then holds
+only finished seeds. ``train_seeds(..., resume=True)`` trains the missing seeds with the
+run's recorded configuration (:mod:`ai_trading.rl_trading.run_record`); training is
+deterministic per seed, so the resumed run equals an uninterrupted one.
+
 ``python -m ai_trading.rl_trading.train --algo ppo --seeds 5 --env-config FILE.toml``
 """
 
@@ -13,12 +21,18 @@ from __future__ import annotations
 
 import copy
 import logging
+import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
 import numpy as np
 import torch
@@ -26,6 +40,7 @@ from stable_baselines3 import A2C, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from ai_trading.artifacts.keys import load_signing_key
+from ai_trading.artifacts.manifest import MANIFEST_FILE, Manifest
 from ai_trading.config import AppConfig, RLTrainConfig
 from ai_trading.data import open_store
 from ai_trading.errors import ConfigError
@@ -33,9 +48,18 @@ from ai_trading.evaluation.metrics import sharpe_ratio, turnover
 from ai_trading.execution.portfolio import PortfolioSimulator
 from ai_trading.features import FeatureBuilder, FeatureSet
 from ai_trading.rl.governance import SeedRun
-from ai_trading.rl.seed_artifact import SEED_DIR_PREFIX, seed_dir, seed_manifest_fields, seed_metrics, write_seed_artifact
+from ai_trading.rl.seed_artifact import (
+    SEED_DIR_PREFIX,
+    remove_staging,
+    seed_dir,
+    seed_manifest_fields,
+    seed_metrics,
+    write_seed_artifact,
+)
 from ai_trading.rl_trading.env import PortfolioEnv, VecPortfolioEnv
 from ai_trading.rl_trading.market import EnvMarket
+from ai_trading.rl_trading.progress import TimestepProgress, seed_finished_line
+from ai_trading.rl_trading.run_record import RUN_FILE, RunRecord
 from ai_trading.types import NS_PER_SECOND, MarketPanel
 from kernels.rl_env import clip_targets
 
@@ -43,6 +67,17 @@ logger = logging.getLogger(__name__)
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3}
 PERIODS_PER_YEAR_DAILY = 252.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+WORKER_EXIT_TIMEOUT_S = 3.0  # after SIGTERM, a worker still alive this long is killed
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training; finished seeds stay, the others can be resumed.
+    A ``KeyboardInterrupt``, so no library's ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def _bar(panel: MarketPanel, date: str, default: int) -> int:
@@ -99,8 +134,9 @@ def _evaluation_market(panel: MarketPanel, features: FeatureSet, config: AppConf
     return EnvMarket.build(panel, features, whole_range, config.execution, start, end)
 
 
-def train_seed(config: AppConfig, seed: int, out_dir: Path) -> dict[str, float]:
-    """Train, select on validation, test out of sample and write the signed artifact of one seed."""
+def train_seed(config: AppConfig, seed: int, out_dir: Path, show_progress: bool = False) -> dict[str, float]:
+    """Train, select on validation, test out of sample and write the signed artifact of one
+    seed; ``show_progress`` writes a line of timesteps to stderr every few seconds."""
     torch.set_num_threads(1)
     train = config.rl_train
     panel, features, (train_end, validation_end, end) = load_ranges(config)
@@ -111,9 +147,10 @@ def train_seed(config: AppConfig, seed: int, out_dir: Path) -> dict[str, float]:
     vec.seed(seed)
     chunk = max(train.timesteps // train.checkpoints, 1)
     model = ALGORITHMS[train.algo]("MlpPolicy", vec, seed=seed, verbose=0, device="cpu", **_algorithm_kwargs(train.algo, chunk, train))
+    progress = TimestepProgress(seed, chunk * train.checkpoints) if show_progress else None
     best_sharpe, best_params = -np.inf, None
     for checkpoint in range(train.checkpoints):
-        model.learn(chunk, reset_num_timesteps=checkpoint == 0)
+        model.learn(chunk, reset_num_timesteps=checkpoint == 0, callback=progress)
         score = sharpe_ratio(evaluate_policy(model, panel, validation, config, seed).returns)
         score = score if np.isfinite(score) else -np.inf
         if best_params is None or score > best_sharpe:
@@ -152,39 +189,160 @@ def validate_train_config(config: AppConfig) -> None:
         raise ConfigError("rl_train.workers and rl_train.first_seed must be >= 0")
 
 
-def train_seeds(config: AppConfig, out_dir: Path) -> dict[int, dict[str, float]]:
-    """Train every seed (in parallel processes where cores allow); returns metrics per seed."""
+def declared_seeds(config: AppConfig) -> range:
+    return range(config.rl_train.first_seed, config.rl_train.first_seed + config.rl_train.seeds)
+
+
+def finished_seeds(config: AppConfig, run_dir: Path) -> list[int]:
+    """The seeds of the run whose artifact is in place (a seed directory exists only once complete)."""
+    return [seed for seed in declared_seeds(config) if seed_dir(run_dir, seed).is_dir()]
+
+
+def train_seeds(config: AppConfig, out_dir: Path, resume: bool = False) -> dict[int, dict[str, float]]:
+    """Train every seed of a new run in ``out_dir``, or with ``resume`` the seeds an
+    interrupted run in ``out_dir`` lacks (with its recorded configuration, which ``config``
+    must equal), in parallel processes where cores allow. Returns every seed's metrics as
+    its manifest records them.
+
+    :raises TrainingStopped: on SIGINT or SIGTERM, once every worker has ended
+    :raises ConfigError: bad settings, an existing run (without ``resume``), or a resume
+        whose configuration differs from the run's
+    """
     validate_train_config(config)
-    train = config.rl_train
-    load_ranges(config)  # fail on bad data or ranges before any process starts
-    load_signing_key(config.artifacts.signing_key_path, config.artifacts.signing_key_env)
-    earlier = sorted(out_dir.glob(f"{SEED_DIR_PREFIX}*")) if out_dir.is_dir() else []
-    if earlier:
+    with _stop_on_signals():
+        _, features, _ = load_ranges(config)  # fail on bad data or ranges before any process starts
+        load_signing_key(config.artifacts.signing_key_path, config.artifacts.signing_key_env)
+        if resume:
+            _check_resumable(config, out_dir, features.provenance())
+        else:
+            _refuse_existing_run(out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            RunRecord.of(config, features.provenance()).write(out_dir)
+        remove_staging(out_dir)
+        missing = [seed for seed in declared_seeds(config) if not seed_dir(out_dir, seed).is_dir()]
+        train = config.rl_train
+        workers = min(train.workers or os.cpu_count() or 1, max(len(missing), 1))
+        done = len(declared_seeds(config)) - len(missing)
+
+        def report(seed: int, metrics: dict[str, float], seconds: float) -> None:
+            nonlocal done
+            done += 1
+            logger.info("RL_SEED_DONE", extra={"seed": seed, "seconds": seconds, **metrics})
+            print(seed_finished_line(seed, metrics, seconds, done, train.seeds), file=sys.stderr, flush=True)
+
+        try:
+            if workers == 1:
+                for seed in missing:
+                    report(*_seed_job(config, seed, out_dir, sys.stderr.isatty()))
+            else:
+                _train_in_pool(config, out_dir, missing, workers, report)
+        finally:
+            remove_staging(out_dir)  # every writer has ended: the emptied staging area and debris go
+    return {seed: recorded_metrics(out_dir, seed) for seed in declared_seeds(config)}
+
+
+def recorded_metrics(run_dir: Path, seed: int) -> dict[str, float]:
+    """The metrics the seed's manifest records (finite ones only)."""
+    return dict(Manifest.from_bytes((seed_dir(run_dir, seed) / MANIFEST_FILE).read_bytes()).fields.metrics)
+
+
+def _refuse_existing_run(out_dir: Path) -> None:
+    earlier = sorted(p.name for p in out_dir.glob(f"{SEED_DIR_PREFIX}*")) if out_dir.is_dir() else []
+    if earlier or (out_dir / RUN_FILE).exists():
+        what = f"{earlier[0]} of an earlier run" if earlier else f"the {RUN_FILE} of an earlier run"
         raise ConfigError(
-            f"{out_dir} already holds {earlier[0].name} of an earlier run: train into a new directory "
-            "(governance judges a run's seeds together)"
+            f"{out_dir} already holds {what}: resume it with `ai-trading train --resume {out_dir}` or train "
+            "into a new directory (governance judges a run's seeds together)"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    seeds = range(train.first_seed, train.first_seed + train.seeds)
-    workers = min(train.workers or os.cpu_count() or 1, train.seeds)
-    results: dict[int, dict[str, float]] = {}
-    if workers == 1:
-        for seed in seeds:
-            results[seed] = train_seed(config, seed, out_dir)
-            _progress(len(results), train.seeds, seed, results[seed])
-        return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(train_seed, config, seed, out_dir): seed for seed in seeds}
+
+
+def _check_resumable(config: AppConfig, run_dir: Path, provenance: dict[str, str | int]) -> None:
+    record = RunRecord.read(run_dir)
+    differences = record.differences(config)
+    if differences:
+        raise ConfigError(
+            f"{run_dir} was trained with another configuration; a resumed run keeps its own (run "
+            f"`ai-trading train --resume {run_dir}` without --config or overrides). Differences: "
+            + "; ".join(differences)
+        )
+    record.check_data(provenance, run_dir)
+
+
+def _seed_job(config: AppConfig, seed: int, out_dir: Path, show_progress: bool) -> tuple[int, dict[str, float], float]:
+    """:func:`train_seed` timed: (seed, metrics, seconds)."""
+    started = time.monotonic()
+    metrics = train_seed(config, seed, out_dir, show_progress)
+    return seed, metrics, time.monotonic() - started
+
+
+def _train_in_pool(
+    config: AppConfig,
+    out_dir: Path,
+    seeds: Sequence[int],
+    workers: int,
+    report: Callable[[int, dict[str, float], float], None],
+) -> None:
+    """One process per running seed; on any exception here (a stop signal, a failed seed)
+    the workers are terminated before it propagates, so nothing trains on after we return."""
+    others = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_leave_stopping_to_the_parent)
+    try:
+        futures = [pool.submit(_seed_job, config, seed, out_dir, sys.stderr.isatty()) for seed in seeds]
         for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            _progress(len(results), train.seeds, futures[future], results[futures[future]])
-    return dict(sorted(results.items()))
+            report(*future.result())
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _end_processes([p for p in multiprocessing.active_children() if p not in others])
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
-def _progress(done: int, total: int, seed: int, metrics: dict[str, Any]) -> None:
-    logger.info("RL_SEED_DONE", extra={"seed": seed, **metrics})
-    print(f"[{done}/{total}] seed {seed}: test Sharpe {metrics['test_sharpe']:.2f}, "
-          f"validation Sharpe {metrics['validation_sharpe']:.2f}", file=sys.stderr)  # fmt: skip
+def _leave_stopping_to_the_parent() -> None:
+    """Pool worker set-up: ignore SIGINT (a terminal sends it to the whole group; the parent
+    handles it) and die at once on SIGTERM, which is how the parent stops a worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _end_processes(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(WORKER_EXIT_TIMEOUT_S)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    logger.info("RL_WORKERS_ENDED", extra={"workers": len(processes)})
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn the first SIGINT or SIGTERM into :class:`TrainingStopped` and ignore further
+    ones until training has cleaned up (signal handlers can only be set in the main thread;
+    elsewhere the caller decides how to stop). A library may turn the interrupt into its own
+    error (DuckDB raises ``RuntimeError: Query interrupted``): that becomes the stop too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        received.append(signum)
+        raise TrainingStopped(signum)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    except Exception as exc:
+        if received:
+            raise TrainingStopped(received[0]) from exc
+        raise
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 if __name__ == "__main__":

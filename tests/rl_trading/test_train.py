@@ -99,6 +99,6 @@ def test_cli_trains_seeds_in_parallel_deterministically_and_govern_reads_the_run
     for name in ("evaluation.json",):
         assert (out / "seed_0" / name).read_bytes() == (tmp_path / "again" / "seed_0" / name).read_bytes()
     assert printed["seeds"]["0"]["test_sharpe"] == pytest.approx(in_process[0]["test_sharpe"])
-    assert main(["govern", str(out)]) == 1
+    assert main(["govern", str(out), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert "TOO_FEW_SEEDS" in [r["code"] for r in report["rejections"]]
