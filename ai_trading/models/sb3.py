@@ -56,15 +56,10 @@ class SB3Policy(Policy):
         config: dict[str, Any] = dict(fields.training_config)
         try:
             algorithm = ALGORITHMS[fields.algorithm]
-            symbols = tuple(s.strip() for s in str(config["rl_train"]["symbols"]).split(",") if s.strip())
+            symbols = tuple(str(s) for s in config["symbols"])
             leverage_limit = float(config["rl_env"]["leverage_limit"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ProvenanceError(f"{artifact.path}: not a seed artifact written by `ai-trading train` ({exc!r})") from exc
-        if not symbols:
-            raise ProvenanceError(
-                f"{artifact.path}: the run trained on every symbol of its store without naming them, so its action "
-                "order is unknown; retrain with [rl_train] symbols set"
-            )
         model = algorithm.load(artifact.open(MODEL_FILE), device="cpu")
         return cls(fields.name, model, symbols, feature_spec, leverage_limit)
 

@@ -41,21 +41,33 @@ class SeedRun:
     :param seed: the training seed
     :param returns: net per-bar returns over the held-out test range, from the simulator
     :param turnover: annualised two-sided turnover over that range
+    :param periods_per_year: bars a year of the range's frequency, which annualises both
     """
 
     seed: int
     returns: FloatArray
     turnover: float
+    periods_per_year: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "returns": [float(r) for r in self.returns], "turnover": self.turnover}
+        return {
+            "seed": self.seed,
+            "returns": [float(r) for r in self.returns],
+            "turnover": self.turnover,
+            "periods_per_year": self.periods_per_year,
+        }
 
     @classmethod
     def from_dict(cls, document: dict[str, Any], where: str) -> SeedRun:
         try:
-            return cls(int(document["seed"]), np.asarray(document["returns"], dtype=np.float64), float(document["turnover"]))
+            return cls(
+                int(document["seed"]),
+                np.asarray(document["returns"], dtype=np.float64),
+                float(document["turnover"]),
+                float(document["periods_per_year"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise EvaluationError(f"{where}: needs seed, returns[] and turnover ({exc})") from exc
+            raise EvaluationError(f"{where}: needs seed, returns[], turnover and periods_per_year ({exc})") from exc
 
     @classmethod
     def from_json(cls, data: bytes, where: str) -> SeedRun:
@@ -140,8 +152,18 @@ def validate_criteria(criteria: PromotionCriteria) -> None:
         raise ConfigError(f"governance.bootstrap_samples must be >= 100, got {criteria.bootstrap_samples}")
     if not 0 <= criteria.min_turnover <= criteria.max_turnover:
         raise ConfigError("governance turnover bounds need 0 <= min_turnover <= max_turnover")
-    if not criteria.periods_per_year > 0:
-        raise ConfigError(f"governance.periods_per_year must be > 0, got {criteria.periods_per_year!r}")
+    if criteria.periods_per_year is not None and not criteria.periods_per_year > 0:
+        raise ConfigError(f"governance.periods_per_year must be > 0 (or unset: from the data), got {criteria.periods_per_year!r}")
+
+
+def run_periods_per_year(runs: Sequence[SeedRun], criteria: PromotionCriteria) -> float:
+    """The annualisation of a run: the criteria's override, else the one its seeds' data had."""
+    if criteria.periods_per_year is not None:
+        return float(criteria.periods_per_year)
+    found = {run.periods_per_year for run in runs}
+    if len(found) != 1:
+        raise EvaluationError(f"the seeds were evaluated on data of different frequencies (periods per year {sorted(found)})")
+    return found.pop()
 
 
 def interquartile_mean(values: FloatArray) -> float:
@@ -166,7 +188,7 @@ def evaluate(runs: Sequence[SeedRun], criteria: PromotionCriteria | None = None)
     validate_criteria(criteria)
     if len({run.seed for run in runs}) != len(runs):
         raise EvaluationError("runs repeat a seed: each seed counts once")
-    ppy = criteria.periods_per_year
+    ppy = run_periods_per_year(runs, criteria) if runs else 0.0
     n = len(runs)
     sharpe = np.array([sharpe_ratio(run.returns, ppy) for run in runs])
     variance = float(sharpe.var(ddof=1)) if n > 1 else 0.0

@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def artifact_name(model_name: str, seed: int) -> str:
 def seed_metrics(run: SeedRun, validation_sharpe: float) -> dict[str, float]:
     """The metrics a seed's manifest records: its held-out test result and its selection score."""
     return {
-        "test_sharpe": sharpe_ratio(run.returns),
+        "test_sharpe": sharpe_ratio(run.returns, run.periods_per_year),
         "test_max_drawdown": -max_drawdown(run.returns),
         "test_net_return": float(np.prod(1.0 + run.returns) - 1.0),
         "test_turnover": run.turnover,
@@ -70,11 +70,14 @@ def seed_manifest_fields(
     provenance: Mapping[str, Any],
     ranges_ns: list[int],
     metrics: Mapping[str, float],
+    symbols: Sequence[str],
 ) -> ManifestFields:
     """What a seed's manifest states.
 
     :param provenance: ``FeatureSet.provenance()`` of the training features
     :param ranges_ns: start of the train, validation and test ranges and the end, ns UTC
+    :param symbols: the panel's symbols in action order (recorded whether or not
+        ``[rl_train] symbols`` named them, so a loader knows the order)
     :param metrics: :func:`seed_metrics`; non-finite values are left out
     """
     train = config.rl_train
@@ -82,7 +85,7 @@ def seed_manifest_fields(
         name=artifact_name(train.model_name, seed), version=train.model_version, kind="rl", algorithm=train.algo,
         **provenance,
         training_config={"seed": seed, "rl_train": asdict(train), "rl_env": asdict(config.rl_env),
-                         "execution": asdict(config.execution), "ranges_ns": ranges_ns},
+                         "execution": asdict(config.execution), "ranges_ns": ranges_ns, "symbols": list(symbols)},
         metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)},
     )  # fmt: skip
 

@@ -44,6 +44,7 @@ from ai_trading.artifacts.manifest import MANIFEST_FILE, Manifest
 from ai_trading.config import AppConfig, RLTrainConfig
 from ai_trading.data import open_store
 from ai_trading.errors import ConfigError
+from ai_trading.data.frequency import panel_periods_per_year
 from ai_trading.evaluation.metrics import sharpe_ratio, turnover
 from ai_trading.execution.portfolio import PortfolioSimulator
 from ai_trading.features import FeatureBuilder, FeatureSet
@@ -66,7 +67,6 @@ from kernels.rl_env import clip_targets
 logger = logging.getLogger(__name__)
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC, "td3": TD3}
-PERIODS_PER_YEAR_DAILY = 252.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 WORKER_EXIT_TIMEOUT_S = 3.0  # after SIGTERM, a worker still alive this long is killed
 
@@ -126,7 +126,8 @@ def evaluate_policy(model: BaseAlgorithm, panel: MarketPanel, market: EnvMarket,
     equity = result.equity[first : last + 1]
     returns = np.diff(equity) / equity[:-1]
     traded = result.traded_notional[first + 1 : last + 1]
-    return SeedRun(seed, returns, turnover(traded, equity[:-1], PERIODS_PER_YEAR_DAILY))
+    periods = panel_periods_per_year(panel, config.data.sessions_per_year, config.data.session_minutes)
+    return SeedRun(seed, returns, turnover(traded, equity[:-1], periods), periods)
 
 
 def _evaluation_market(panel: MarketPanel, features: FeatureSet, config: AppConfig, start: int, end: int) -> EnvMarket:
@@ -151,7 +152,8 @@ def train_seed(config: AppConfig, seed: int, out_dir: Path, show_progress: bool 
     best_sharpe, best_params = -np.inf, None
     for checkpoint in range(train.checkpoints):
         model.learn(chunk, reset_num_timesteps=checkpoint == 0, callback=progress)
-        score = sharpe_ratio(evaluate_policy(model, panel, validation, config, seed).returns)
+        checked = evaluate_policy(model, panel, validation, config, seed)
+        score = sharpe_ratio(checked.returns, checked.periods_per_year)
         score = score if np.isfinite(score) else -np.inf
         if best_params is None or score > best_sharpe:
             best_sharpe, best_params = score, copy.deepcopy(model.get_parameters())
@@ -160,7 +162,7 @@ def train_seed(config: AppConfig, seed: int, out_dir: Path, show_progress: bool 
     run = evaluate_policy(model, panel, test, config, seed)
     metrics = seed_metrics(run, best_sharpe)
     ranges_ns = [int(panel.ts[0]), int(panel.ts[train_end]), int(panel.ts[validation_end]), int(panel.ts[-1]) + NS_PER_SECOND]
-    fields = seed_manifest_fields(config, seed, features.provenance(), ranges_ns, metrics)
+    fields = seed_manifest_fields(config, seed, features.provenance(), ranges_ns, metrics, panel.symbols)
     artifacts = config.artifacts
     signer = load_signing_key(artifacts.signing_key_path, artifacts.signing_key_env)
     write_seed_artifact(seed_dir(out_dir, seed), model.save, run, fields, signer)

@@ -20,16 +20,18 @@ PROVENANCE = {
     "feature_schema_hash": SCHEMA_HASH,
     "dataset_fingerprint": DATASET,
 }
+DAILY_PERIODS = 252.0  # the built-in data is daily
 DAY_NS = 86_400_000_000_000
 RANGES_NS = [0, 300 * DAY_NS, 400 * DAY_NS, 500 * DAY_NS]
 N_SEEDS = 6
+SYMBOLS = ("SYN00", "SYN01")  # the action order a seed records
 BEST_SEED = 2  # the seed with the best validation Sharpe, which promotion picks by default
 
 
 def seed_runs(drift: float, n_seeds: int = N_SEEDS, rng_seed: int = 0) -> list[SeedRun]:
     """Out-of-sample results of ``n_seeds`` seeds: daily returns around ``drift``."""
     rng = np.random.default_rng(rng_seed)
-    return [SeedRun(s, rng.normal(drift, 0.01, 500), float(rng.uniform(3, 8))) for s in range(n_seeds)]
+    return [SeedRun(s, rng.normal(drift, 0.01, 500), float(rng.uniform(3, 8)), DAILY_PERIODS) for s in range(n_seeds)]
 
 
 def policy_bytes(model_name: str, version: int, seed: int) -> bytes:
@@ -49,7 +51,7 @@ def write_run(
     config = replace(AppConfig(), rl_train=train)
     for run in runs:
         metrics = seed_metrics(run, validation_sharpe=1.0 if run.seed == BEST_SEED else 0.5)
-        fields = seed_manifest_fields(config, run.seed, provenance, RANGES_NS, metrics)
+        fields = seed_manifest_fields(config, run.seed, provenance, RANGES_NS, metrics, SYMBOLS)
         policy = policy_bytes(model_name, version, run.seed)
         write_seed_artifact(seed_dir(run_dir, run.seed), lambda path: path.write_bytes(policy), run, fields, signer)
     return run_dir

@@ -23,6 +23,7 @@ from ai_trading.rl.governance import (
 )
 
 # Loose enough that the "good" runs below pass every rule.
+DAILY_PERIODS = 252.0  # the built-in data is daily
 CRITERIA = PromotionCriteria(min_seeds=5, min_mean_sharpe=1.0, max_sharpe_std=1.5, max_drawdown=0.3,
                              min_turnover=1.0, max_turnover=20.0, min_deflated_sharpe=0.5)  # fmt: skip
 # (criteria change, expected rejection code): each breaks exactly one rule for the good runs.
@@ -40,7 +41,7 @@ BAD_CRITERIA = [{"min_seeds": 4}, {"confidence": 1.0}, {"bootstrap_samples": 10}
 
 def _runs(n_seeds: int, drift: float, seed: int = 0) -> list[SeedRun]:
     rng = np.random.default_rng(seed)
-    return [SeedRun(s, rng.normal(drift, 0.01, 500), float(rng.uniform(3, 8))) for s in range(n_seeds)]
+    return [SeedRun(s, rng.normal(drift, 0.01, 500), float(rng.uniform(3, 8)), DAILY_PERIODS) for s in range(n_seeds)]
 
 
 def test_good_runs_pass_with_every_metric_reported() -> None:
@@ -71,7 +72,7 @@ def test_losing_runs_are_rejected_for_return_ci_and_iqm() -> None:
 
 def test_one_lucky_seed_does_not_pass() -> None:
     """Nine skill-less seeds and one great one: the mean may look fine, the CI and IQM do not."""
-    runs = _runs(9, 0.0, seed=0) + [SeedRun(99, np.random.default_rng(5).normal(0.02, 0.01, 500), 5.0)]
+    runs = _runs(9, 0.0, seed=0) + [SeedRun(99, np.random.default_rng(5).normal(0.02, 0.01, 500), 5.0, DAILY_PERIODS)]
     report = evaluate(runs, replace(CRITERIA, min_mean_sharpe=1.0, max_sharpe_std=100.0, max_drawdown=1.0))
     assert report.metrics["mean_sharpe"] > 1.0
     assert {r.code for r in report.rejections} == {"SHARPE_CI_INCLUDES_ZERO", "IQM_SHARPE_NOT_POSITIVE"}

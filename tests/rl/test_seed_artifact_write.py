@@ -25,8 +25,8 @@ PROVENANCE = {"feature_spec_name": "default", "feature_spec_version": 1,
 
 
 def _write(run_dir: Path, seed: int, save: object) -> None:
-    run = SeedRun(seed, np.full(20, 0.001), 2.0)
-    fields = seed_manifest_fields(AppConfig(), seed, PROVENANCE, [0, 1, 2, 3], seed_metrics(run, 0.5))
+    run = SeedRun(seed, np.full(20, 0.001), 2.0, 252.0)
+    fields = seed_manifest_fields(AppConfig(), seed, PROVENANCE, [0, 1, 2, 3], seed_metrics(run, 0.5), ("SYN00",))
     write_seed_artifact(seed_dir(run_dir, seed), save, run, fields, HmacKey.generate())  # type: ignore[arg-type]
 
 
