@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ai_trading.artifacts.admission import Rejection
 from ai_trading.config import PromotionCriteria
 from ai_trading.errors import ConfigError, EvaluationError
 from ai_trading.evaluation.metrics import deflated_sharpe_ratio, max_drawdown, sharpe_ratio
@@ -79,16 +80,6 @@ class SeedRun:
         if not isinstance(document, dict):
             raise EvaluationError(f"{where}: expected a JSON object")
         return cls.from_dict(document, where)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A machine-readable reason: which rule, the measured value and the threshold."""
-
-    code: str
-    metric: str
-    value: float
-    threshold: float
 
 
 @dataclass(frozen=True)
