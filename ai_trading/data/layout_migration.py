@@ -98,7 +98,8 @@ def _convert(con: duckdb.DuckDBPyConnection, path: Path, exchange_tz: str) -> La
         con.execute(f"ALTER TABLE {BARS_TABLE} RENAME TO {OLD_TABLE}")
         frequencies = _symbol_frequencies(con)
         con.execute("CREATE TEMP TABLE symbol_frequency (symbol VARCHAR, frequency VARCHAR)")
-        con.executemany("INSERT INTO symbol_frequency VALUES (?, ?)", list(frequencies.items()))
+        if frequencies:  # an old store may hold no bars at all
+            con.executemany("INSERT INTO symbol_frequency VALUES (?, ?)", list(frequencies.items()))
         session = "timezone('UTC', date_trunc('day', timezone($tz, ts)))"
         key = f"CASE WHEN f.frequency <> '{DAILY}' OR epoch_us(ts) % {US_PER_DAY} = 0 THEN ts ELSE {session} END"
         con.execute(

@@ -218,6 +218,17 @@ def test_an_old_store_is_refused_then_migrated_once(tmp_path: Path, capsys: pyte
         assert store.frequencies() == {"MIN": ("1min",), "QQQ": ("1d",), "SPY": ("1d",)}
 
 
+def test_an_empty_old_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    _old_store(path)
+    con = duckdb.connect(str(path))
+    con.execute("DELETE FROM bars")
+    con.close()
+    assert main(["data", "migrate", "--db", str(path)]) == 0
+    with MarketDataStore(path) as store:
+        assert store.row_count() == 0 and store.layout_version() == 2
+
+
 def test_a_migration_that_would_merge_bars_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     _old_store(path)
