@@ -110,6 +110,25 @@ class TradingBlocked(AiTradingError):
     """New orders are refused: reconciliation has not passed or the kill switch is on."""
 
 
+class FlattenRefused(AiTradingError):
+    """A flatten order was refused: it would not close an existing position exactly to
+    zero (or open orders in the symbol must be canceled first); nothing was sent."""
+
+
+class AdoptionRefused(AiTradingError):
+    """Adopting broker positions into the OMS was refused (already adopted, OMS fills or
+    open intents in the symbol, nothing to adopt); nothing was written."""
+
+
+class StartupGateFailed(AiTradingError):
+    """A trading loop's start-up gate did not pass (configuration, database, broker,
+    reconciliation, model, history); ``gate`` names it. Nothing was traded."""
+
+    def __init__(self, gate: str, message: str) -> None:
+        super().__init__(f"start-up gate '{gate}' failed: {message}")
+        self.gate = gate
+
+
 class ProvenanceError(AiTradingError):
     """Feature schema hash, dataset fingerprint or file digests do not match."""
 

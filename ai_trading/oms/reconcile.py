@@ -11,7 +11,8 @@ non-final intent it asks the broker by ``client_order_id``:
 
 Fills are applied idempotently (the store ignores a fill id it already holds). Broker
 orders the OMS does not know are recorded as foreign, CIDv2-shaped ids flagged apart, and
-never touched. Finally OMS-derived positions are compared with the broker's. Everything
+never touched. Finally OMS-derived positions (fills plus positions adopted from before the
+OMS, see :mod:`ai_trading.oms.adoption`) are compared with the broker's. Everything
 lands in a :class:`ReconciliationReport` (``to_dict()`` for alerts and the CLI).
 """
 
@@ -19,14 +20,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ai_trading.config import ManagerConfig
+from ai_trading.config import ManagerConfig, RiskConfig
 from ai_trading.errors import BrokerError, ConcurrencyConflict, DuplicateOrderError, OrderRejected
+from ai_trading.oms.adoption import AdoptionStore, with_adopted
 from ai_trading.oms.broker import Broker, BrokerFill, BrokerOrder, BrokerOrderStatus, OrderRequest
 from ai_trading.oms.idempotency import is_client_order_id
 from ai_trading.oms.intent_store import IntentStore
@@ -49,9 +51,12 @@ class Issue:
 
 @dataclass(frozen=True)
 class PositionMismatch:
+    """A symbol where the OMS's position (fills plus ``adopted_qty``) is not the broker's."""
+
     symbol: str
     oms_qty: Decimal
     broker_qty: Decimal
+    adopted_qty: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class Reconciler:
     :param config: resend grace period and position re-checks
     :param on_fill_recorded: called after each new fill is committed (the manager's
         ``during_fills`` checkpoint)
+    :param account: the account whose adopted positions count in the position comparison
     """
 
     def __init__(
@@ -157,11 +163,14 @@ class Reconciler:
         broker: Broker,
         config: ManagerConfig,
         on_fill_recorded: Callable[[], None] | None = None,
+        account: str = RiskConfig.account,
     ) -> None:
         self._store = store
         self._broker = broker
         self._config = config
         self._on_fill_recorded = on_fill_recorded
+        self._adoptions = AdoptionStore(store.engine)
+        self._account = account
 
     # -- sending -------------------------------------------------------------------------
 
@@ -231,6 +240,23 @@ class Reconciler:
         report.finished_at = utc_now()
         return report
 
+    def refresh(self, client_order_ids: Iterable[str]) -> ReconciliationReport:
+        """Follow the broker's state and fills of these intents only (after a cancel
+        request). Never sends: an intent the broker does not report is left as it is."""
+        report = ReconciliationReport(started_at=utc_now())
+        resolved: dict[str, BrokerOrder] = {}
+        for cid in client_order_ids:
+            intent = self._store.get(cid)
+            if intent is None or intent.is_final or intent.state is S.CREATED:
+                continue
+            report.intents_checked += 1
+            order = self._broker.get_order(cid)
+            if order is not None:
+                resolved[cid] = order
+        self._apply(report, resolved, self._fills_of(resolved))
+        report.finished_at = utc_now()
+        return report
+
     def _resolve(self, report: ReconciliationReport) -> tuple[list[BrokerOrder], list[BrokerFill]]:
         open_orders = self._broker.list_open_orders()
         open_by_cid = {order.client_order_id: order for order in open_orders}
@@ -245,9 +271,13 @@ class Reconciler:
                 order = self._find_or_resend(intent, report)
             if order is not None:
                 resolved[intent.client_order_id] = order
-        fills = self._broker.list_fills(since=min(o.submitted_at for o in resolved.values())) if resolved else []
+        fills = self._fills_of(resolved)
         self._apply(report, resolved, fills)
         return open_orders, fills
+
+    def _fills_of(self, resolved: dict[str, BrokerOrder]) -> list[BrokerFill]:
+        """The broker's fills since the oldest of ``resolved`` was submitted."""
+        return self._broker.list_fills(since=min(o.submitted_at for o in resolved.values())) if resolved else []
 
     def _find_or_resend(self, intent: OrderIntent, report: ReconciliationReport) -> BrokerOrder | None:
         cid = intent.client_order_id
@@ -369,9 +399,15 @@ class Reconciler:
     def _compare_positions(self, report: ReconciliationReport) -> None:
         for attempt in range(max(self._config.position_checks, 1)):
             broker = {position.symbol: position.qty for position in self._broker.positions()}
-            oms = self._store.positions()
+            adopted = self._adoptions.adopted(self._account)
+            oms = with_adopted(self._store.positions(), adopted.values())
             mismatches = [
-                PositionMismatch(symbol, oms.get(symbol, Decimal(0)), broker.get(symbol, Decimal(0)))
+                PositionMismatch(
+                    symbol,
+                    oms.get(symbol, Decimal(0)),
+                    broker.get(symbol, Decimal(0)),
+                    adopted[symbol].qty if symbol in adopted else Decimal(0),
+                )
                 for symbol in sorted(set(broker) | set(oms))
                 if oms.get(symbol, Decimal(0)) != broker.get(symbol, Decimal(0))
             ]

@@ -73,7 +73,7 @@ def test_position_mismatch_fails_and_is_reported_as_json(oms_store: IntentStore,
     assert not report.passed
     data = json.loads(report.to_json())
     assert data["passed"] is False
-    assert data["position_mismatches"] == [{"symbol": "SYN00", "oms_qty": "0", "broker_qty": "10"}]
+    assert data["position_mismatches"] == [{"symbol": "SYN00", "oms_qty": "0", "broker_qty": "10", "adopted_qty": "0"}]
     assert data["foreign_orders"][0]["status"] == "seen_in_fills"
 
 
