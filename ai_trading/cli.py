@@ -41,11 +41,13 @@ class EventFormatter(logging.Formatter):
 
 
 def _configure_logging(verbosity: int) -> None:
-    """Our events at -v (INFO) and -vv (DEBUG); libraries stay at WARNING either way."""
+    """Our events at -v (INFO) and -vv (DEBUG); libraries stay at WARNING either way. A
+    process whose logging is already set up (an embedding application) keeps its handlers."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(EventFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-    logging.getLogger("ai_trading").setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)])
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    if verbosity:
+        logging.getLogger("ai_trading").setLevel(logging.INFO if verbosity == 1 else logging.DEBUG)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-import logging
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -37,15 +38,12 @@ def test_options_work_where_users_type_them(tmp_path: Path, capsys: pytest.Captu
     assert out.lstrip().startswith("{") == ("--json" in argv)
 
 
-def test_verbose_shows_our_events_with_their_fields_and_not_library_debug(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verbose_shows_our_events_with_their_fields_and_not_library_noise(tmp_path: Path) -> None:
     (tmp_path / "spy.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,1,1.5,100\n")
-    try:
-        assert main(["-v", "data", "ingest", str(tmp_path / "spy.csv"), "--db", str(tmp_path / "x.duckdb")]) == 0
-        logging.getLogger("numba").debug("LIBRARY_NOISE")
-        logging.getLogger("ai_trading.test").debug("OUR_DEBUG_NOT_AT_V")
-    finally:
-        logging.getLogger().handlers.clear()
-        logging.getLogger("ai_trading").setLevel(logging.NOTSET)
-    err = capsys.readouterr().err
-    assert "DATA_WRITTEN" in err and "rows=1" in err
-    assert "LIBRARY_NOISE" not in err and "OUR_DEBUG_NOT_AT_V" not in err
+    command = [sys.executable, "-m", "ai_trading.cli", "-vv", "data", "ingest", str(tmp_path / "spy.csv"), "--db", str(tmp_path / "x.duckdb")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    assert "ai_trading.data.store DATA_WRITTEN" in done.stderr and "rows=1" in done.stderr
+    libraries = [line for line in done.stderr.splitlines() if " DEBUG " in line and " ai_trading." not in line]
+    assert libraries == []
+    quiet = subprocess.run(command[:3] + command[4:], capture_output=True, text=True, timeout=120, check=True)
+    assert quiet.stderr == ""

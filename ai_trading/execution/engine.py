@@ -32,6 +32,7 @@ from ai_trading.config import EngineConfig, RiskConfig
 from ai_trading.errors import ConfigError, DataValidationError, OrderValidationError
 from ai_trading.execution.cost_model import CostModel
 from ai_trading.execution.risk import RATE_WINDOW_S, Book, PreTradeRisk, ProposedOrder, RiskDenied
+from ai_trading.oms.adoption import oms_positions
 from ai_trading.oms.idempotency import build_client_order_id, parse_client_order_id, signal_hash
 from ai_trading.oms.manager import OrderManager
 from ai_trading.oms.models import (
@@ -182,7 +183,7 @@ class ExecutionEngine:
         stamp = utc_now() if now is None else now
         window_start = stamp - timedelta(seconds=RATE_WINDOW_S)
         recent = store.count_created_since(window_start) - sum(1 for i in own if i.created_at >= window_start)
-        portfolio = Portfolio.from_intents(store.positions(), store.open_intents(), exclude=own)
+        portfolio = Portfolio.from_intents(oms_positions(store, self._manager.account), store.open_intents(), exclude=own)
         state = self._manager.trading_state.get(self._manager.account).state
         plan = self.plan(weights, market, decision, equity, portfolio, state, recent, stamp if found is None else found[1].decided_at)
         intents = self._manager.submit_batch([order.intent for order in plan.orders], rebalance=plan.record)
