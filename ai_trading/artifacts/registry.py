@@ -9,6 +9,8 @@ artifact is copied from the verified bytes into the registry's content-addressed
 ``store/<name>/<manifest_sha256>/``, so later changes to the run directory cannot change
 what is registered. ``rollback`` makes the previous model current again (a second
 rollback undoes the first) and authorises exactly that manifest in the rollback state.
+A model that was rolled back (demoted by a rollback, as the audit records) is never
+promoted again unless the promotion is forced, so no automatic path can bring it back.
 :meth:`ModelRegistry.load_current` is the one way to get a registered model: the stored
 copy goes through :func:`~ai_trading.artifacts.loading.load_verified`, pinned to the
 registered manifest digest.
@@ -21,6 +23,7 @@ closed, and nothing is written when a check fails.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -34,11 +37,25 @@ from typing import Any
 
 from ai_trading.artifacts.admission import Admission, PromotionGate
 from ai_trading.artifacts.atomic import fsync_dir, write_atomic
-from ai_trading.artifacts.loading import Trust, VerifiedArtifact, load_verified, verify_artifact
-from ai_trading.artifacts.manifest import MANIFEST_FILE, SIGNATURE_FILE, read_regular_file
+from ai_trading.artifacts.loading import (
+    Trust,
+    VerifiedArtifact,
+    load_verified,
+    verify_artifact,
+)
+from ai_trading.artifacts.manifest import (
+    MANIFEST_FILE,
+    SIGNATURE_FILE,
+    read_regular_file,
+)
 from ai_trading.artifacts.state_file import JsonStateFile, append_jsonl
 from ai_trading.config import ArtifactsConfig
-from ai_trading.errors import PromotionRejected, ProvenanceError, RegistryError, SignatureError
+from ai_trading.errors import (
+    PromotionRejected,
+    ProvenanceError,
+    RegistryError,
+    SignatureError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +243,29 @@ class ModelRegistry:
         logger.info("REGISTRY_MODEL_LOADED", extra={"model": model, "artifact": entry.name, "version": entry.version})
         return artifact
 
-    def promote(self, source: Path, trust: Trust, expected_feature_schema_hash: str, gate: PromotionGate) -> PromotionResult:
+    def rolled_back(self, model: str) -> frozenset[str]:
+        """Manifest digests of every model a rollback of ``model`` demoted, from the audit log.
+
+        :raises RegistryError: the audit log is damaged before its last line (a last line
+            cut short by a crash is ignored: its change was never made)
+        """
+        try:
+            lines = self.audit_path.read_bytes().split(b"\n") if self.audit_path.exists() else []
+        except OSError as exc:
+            raise RegistryError(f"registry audit {self.audit_path} is unreadable: {exc.strerror}") from exc
+        demoted: set[str] = set()
+        for number, line in enumerate(lines[:-1], start=1):  # the part after the last newline is unfinished
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise RegistryError(f"registry audit {self.audit_path} line {number} is damaged ({exc}): restore it from a backup") from exc
+            if record.get("action") == "rollback" and record.get("model") == model and record.get("previous"):
+                demoted.add(str(record["previous"]["manifest_sha256"]))
+        return frozenset(demoted)
+
+    def promote(
+        self, source: Path, trust: Trust, expected_feature_schema_hash: str, gate: PromotionGate, *, force: bool = False
+    ) -> PromotionResult:
         """Register the artifact ``gate`` chooses from ``source`` as the current model of its name.
 
         The gate verifies and judges the source; only a passing source is registered. The
@@ -239,6 +278,8 @@ class ModelRegistry:
             or the source is incomplete, mixed or of another kind than the gate's
         :raises RollbackError: the source is older than versions already accepted (use
             :meth:`rollback` to go back)
+        :raises PromotionRejected: the chosen artifact was rolled back before (code
+            ``ROLLED_BACK``) and ``force`` is not set
         """
         source = Path(source)
         with self._state.locked():
@@ -258,11 +299,22 @@ class ModelRegistry:
             if old is not None and old.current.manifest_sha256 == artifact.manifest_sha256:
                 logger.info("REGISTRY_ALREADY_CURRENT", extra={"model": admission.model, "artifact": old.current.name})
                 return PromotionResult(admission.model, old, False, None, admission)
+            was_rolled_back = artifact.manifest_sha256 in self.rolled_back(admission.model)
+            if was_rolled_back and not force:
+                logger.warning("REGISTRY_PROMOTION_REFUSED_ROLLED_BACK", extra={"model": admission.model, "artifact": artifact.manifest.fields.name})
+                raise PromotionRejected(
+                    f"{source}: {artifact.manifest.fields.name} v{artifact.manifest.fields.version} (manifest "
+                    f"{artifact.manifest_sha256[:12]}) was rolled back from {admission.model!r} (see {self.audit_path}); "
+                    "it is never promoted again automatically: pass --force to promote it deliberately",
+                    [{"code": "ROLLED_BACK", "metric": "manifest_sha256", "value": artifact.manifest_sha256, "threshold": ""}],
+                )
             for each in admission.members:
                 trust.state.check(each.manifest.fields.name, each.manifest.fields.version, each.manifest_sha256)
-            return self._commit_promotion(state, admission, trust, source)
+            return self._commit_promotion(state, admission, trust, source, was_rolled_back)
 
-    def _commit_promotion(self, state: dict[str, ModelSlots], admission: Admission, trust: Trust, source: Path) -> PromotionResult:
+    def _commit_promotion(
+        self, state: dict[str, ModelSlots], admission: Admission, trust: Trust, source: Path, forced: bool
+    ) -> PromotionResult:
         """Every check passed: store the copy, record the versions, audit, switch."""
         model, old, artifact = admission.model, state.get(admission.model), admission.chosen
         signed = artifact.manifest.fields
@@ -281,7 +333,7 @@ class ModelRegistry:
                 "at": entry.at, "action": "promote", "model": model, "kind": admission.kind, "current": entry.to_dict(),
                 "previous": None if slots.previous is None else slots.previous.to_dict(),
                 "dropped": None if dropped is None else dropped.to_dict(), "source": entry.source,
-                "choice": admission.choice,
+                "choice": admission.choice, "forced_over_rollback": forced,
                 "gate": {k: float(v) for k, v in admission.metrics.items() if math.isfinite(v)},
             })  # fmt: skip
             state[model] = slots
@@ -331,12 +383,25 @@ class ModelRegistry:
         except OSError as exc:
             logger.warning("REGISTRY_STORE_CLEANUP_FAILED", extra={"path": entry.path, "error": str(exc)})
 
-    def rollback(self, model: str, trust: Trust, expected_feature_schema_hash: str) -> ModelSlots:
+    def rollback(
+        self,
+        model: str,
+        trust: Trust,
+        expected_feature_schema_hash: str,
+        *,
+        reason: str = "operator rollback",
+        by: str = "operator",
+        restore_rolled_back: bool = True,
+    ) -> ModelSlots:
         """Make the previous model of ``model`` current again (the current becomes the
         previous, so a second rollback undoes the first) and authorise exactly its
-        manifest in the rollback state.
+        manifest in the rollback state. The audit records who (``by``) and why; the
+        demoted model is refused by :meth:`promote` from then on unless forced; an
+        automatic rollback passes ``restore_rolled_back=False``, so it never brings back a
+        model a rollback demoted (an operator's second rollback may).
 
-        :raises RegistryError: unknown model, no previous model, unreadable state
+        :raises RegistryError: unknown model, no previous model, unreadable state, or
+            (``restore_rolled_back=False``) a previous model that was rolled back
         :raises SignatureError, ProvenanceError, FeatureSchemaMismatch: the stored copy
             of the previous model fails verification (nothing is changed)
         """
@@ -349,6 +414,11 @@ class ModelRegistry:
                     f"v{old.current.version}, promoted {old.current.at})"
                 )
             target = old.previous
+            if not restore_rolled_back and target.manifest_sha256 in self.rolled_back(model):
+                raise RegistryError(
+                    f"model {model!r}: the previous model {target.name} v{target.version} was rolled back before; "
+                    "it is not restored automatically (an operator may: `ai-trading registry rollback`)"
+                )
             verify_artifact(
                 self.directory / target.path, trust, expected_feature_schema_hash, None, target.name,
                 target.manifest_sha256,
@@ -358,7 +428,7 @@ class ModelRegistry:
             mark = trust.state.last_accepted(target.name)
             append_jsonl(self.audit_path, {
                 "at": restored.at, "action": "rollback", "model": model, "current": restored.to_dict(),
-                "previous": old.current.to_dict(), "dropped": None,
+                "previous": old.current.to_dict(), "dropped": None, "reason": reason, "by": by,
                 "trust_pin": {"artifact": target.name, "version": target.version,
                               "manifest_sha256": target.manifest_sha256,
                               "replaced_version": None if mark is None else mark.version},

@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     promote.add_argument("source", type=Path, metavar="SOURCE", help="an RL run directory or an ML artifact directory")
     promote.add_argument("--seed", type=int, help="RL: the seed to register (default: best validation Sharpe)")
+    promote.add_argument("--force", action="store_true", help="promote even a model that was rolled back before (audited)")
     _common(promote)
     promote.set_defaults(handler=_promote)
 
@@ -77,7 +78,7 @@ def _promote(args: argparse.Namespace) -> int:
 
     config, registry, trust = _open(args)
     schema_hash = expected_schema_hash(args.feature_schema_hash)
-    result = registry.promote(args.source, trust, schema_hash, gate_for(args.source, config, args.seed))
+    result = registry.promote(args.source, trust, schema_hash, gate_for(args.source, config, args.seed), force=args.force)
     if not result.changed:
         print(f"{result.model}: {result.choice} of {args.source} is already the current model; nothing changed")
         return 0

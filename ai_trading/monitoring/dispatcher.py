@@ -16,6 +16,11 @@ route's receiver only when
 Resolved alerts leave their group once flushed; an empty group is dropped. Every
 notification goes to ``sink`` (the outbox) with an idempotency key derived from its
 content and the flush time, so the same flush enqueued twice is one notification.
+
+Receivers that act rather than notify (the kill switch) are given as ``actions``: a
+firing alert routed to one is handed to its action at once in :meth:`Dispatcher.receive`
+(no group wait, no outbox; a silence still mutes it), and the alerts the action returns
+(``KillSwitchEngaged``) are received in turn, so they reach people through the outbox.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ai_trading.errors import ConfigError
 from ai_trading.monitoring.alerts import Alert, AlertStatus, Clock, iso
 from ai_trading.monitoring.routing import Route, RoutingConfig
 from ai_trading.monitoring.silences import Silence
@@ -71,6 +77,8 @@ class Dispatcher:
     :param clock: current UTC time
     :param silences: the silences in force at a moment (``SilenceStore.active``)
     :param external_url: sent as ``externalURL``
+    :param actions: per kill-switch receiver name, what to do with a firing alert routed to
+        it; returns the alerts it raises in consequence
     """
 
     def __init__(
@@ -80,7 +88,14 @@ class Dispatcher:
         clock: Clock,
         silences: Callable[[datetime], Sequence[Silence]] = lambda now: (),
         external_url: str = "",
+        actions: Mapping[str, Callable[[Alert], Sequence[Alert]]] | None = None,
     ) -> None:
+        self._actions = dict(actions or {})
+        acting = {name for name, spec in routing.receivers.items() if spec.kill_switch is not None}
+        if acting != set(self._actions):
+            raise ConfigError(
+                f"kill-switch receivers {sorted(acting)} need exactly one action each, got actions for {sorted(self._actions)}"
+            )
         self._routing = routing
         self._sink = sink
         self._clock = clock
@@ -91,8 +106,14 @@ class Dispatcher:
 
     def receive(self, alerts: Iterable[Alert]) -> None:
         now = self._clock()
+        consequences: list[Alert] = []
         for alert in alerts:
             for route in self._routing.route.match(alert.labels):
+                action = self._actions.get(route.receiver)
+                if action is not None:
+                    if alert.status_at(now) is AlertStatus.FIRING and not any(s.is_active(now) and s.mutes(alert.labels) for s in self._silences(now)):
+                        consequences.extend(action(alert))
+                    continue
                 key = route.group_key(alert.labels)
                 group = self._groups.get(key)
                 if group is None:
@@ -105,6 +126,8 @@ class Dispatcher:
                 if known is not None and known.status_at(now) is AlertStatus.FIRING and known.starts_at < alert.starts_at:
                     alert = Alert(alert.name, alert.severity, alert.labels, alert.annotations, known.starts_at, alert.ends_at, alert.generator_url)
                 group.alerts[alert.fingerprint] = alert
+        if consequences:
+            self.receive(consequences)
 
     def tick(self) -> list[Notification]:
         """Flush every due group; returns the notifications handed to the sink."""

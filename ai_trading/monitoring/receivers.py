@@ -1,4 +1,4 @@
-"""Receivers: where notifications go (a webhook over httpx, e-mail over SMTP).
+"""Receivers: where notifications go (a webhook over httpx, e-mail over SMTP, the kill switch).
 
 A receiver sends one notification (the Alertmanager webhook payload, built by the
 dispatcher and stored in the outbox) under its idempotency key, once, and classifies the
@@ -13,6 +13,10 @@ Secrets (a webhook's bearer token, the SMTP password) are read from an environme
 variable or a file when the receiver is built, sent only on the wire, and never logged,
 stored in the outbox or shown in an error. A webhook's URL is not stored in the outbox
 either (chat webhooks carry their token in the path): it stays in the routes file.
+
+A kill-switch receiver (``[receivers.kill_switch]``) is no delivery target: the
+dispatcher hands it firing alerts at once, bypassing grouping and the outbox, and it
+sets the account's trading state (:mod:`ai_trading.monitoring.kill_switch`).
 """
 
 from __future__ import annotations
@@ -77,13 +81,21 @@ class EmailSpec:
 
 
 @dataclass(frozen=True)
+class KillSwitchSpec:
+    """:param account: the account it halts (None: ``[risk] account``)"""
+
+    account: str | None = None
+
+
+@dataclass(frozen=True)
 class ReceiverSpec:
-    """A named receiver of the routes file: exactly one of ``webhook`` and ``email``."""
+    """A named receiver of the routes file: exactly one of ``webhook``, ``email`` and ``kill_switch``."""
 
     name: str
     send_resolved: bool
     webhook: WebhookSpec | None = None
     email: EmailSpec | None = None
+    kill_switch: KillSwitchSpec | None = None
 
 
 def parse_receiver(table: Mapping[str, Any], where: str) -> ReceiverSpec:
@@ -91,11 +103,19 @@ def parse_receiver(table: Mapping[str, Any], where: str) -> ReceiverSpec:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}: needs a name")
     where = f"{where} ({name})"
-    unknown = set(table) - {"name", "webhook", "email"}
+    kinds = {"webhook", "email", "kill_switch"}
+    unknown = set(table) - {"name", *kinds}
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; a receiver has name and one [webhook] or [email]")
-    if ("webhook" in table) == ("email" in table):
-        raise ConfigError(f"{where}: needs exactly one of [receivers.webhook] and [receivers.email]")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; a receiver has name and one [webhook], [email] or [kill_switch]")
+    if len(kinds & set(table)) != 1:
+        raise ConfigError(f"{where}: needs exactly one of [receivers.webhook], [receivers.email] and [receivers.kill_switch]")
+    if "kill_switch" in table:
+        k = dict(table["kill_switch"])
+        account = k.pop("account", None)
+        _no_more(k, where)
+        if account is not None and (not isinstance(account, str) or not account):
+            raise ConfigError(f"{where}: kill_switch account must be a non-empty string")
+        return ReceiverSpec(name, False, kill_switch=KillSwitchSpec(account))
     try:
         if "webhook" in table:
             w = dict(table["webhook"])
@@ -262,6 +282,11 @@ def build_receiver(spec: ReceiverSpec, timeout_s: float, environ: Mapping[str, s
     """The receiver of ``spec`` with its secret read now (a missing one is a ConfigError)."""
     environ = os.environ if environ is None else environ
     what = f"receiver {spec.name}"
+    if spec.kill_switch is not None:
+        raise ConfigError(
+            f"{what} is a kill switch: it acts in the dispatcher, never through the outbox "
+            "(build it with ai_trading.monitoring.kill_switch.KillSwitch and pass it to Dispatcher(actions=...))"
+        )
     if spec.webhook is not None:
         token = read_secret(spec.webhook.bearer_token_env, spec.webhook.bearer_token_file, what, environ)
         return WebhookReceiver(spec.name, spec.webhook, timeout_s, token)

@@ -21,25 +21,128 @@ one transaction for all CREATED rows (with the rebalance record), one for all cl
 one for all acknowledgements; only the sends are one per order. The optional
 ``checkpoint`` callback is invoked with a :class:`Checkpoint` name at each step boundary
 (operators hook metrics or tracing there; the crash-injection tests kill the process there).
+
+:meth:`OrderManager.submit_flatten` is the one path past ``HALTED`` (an operator must be
+able to close positions while halted, NautilusTrader issue #4761): only ``flatten``
+orders that close a whole position exactly to zero, each audited in ``flatten_audit``
+before it can be sent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
 from ai_trading.config import ManagerConfig, RiskConfig
-from ai_trading.errors import AiTradingError, ConcurrencyConflict, IllegalTransition, ReconciliationError, TradingBlocked
-from ai_trading.oms.broker import Broker
-from ai_trading.oms.broker import BrokerOrder, BrokerOrderStatus
+from ai_trading.errors import (
+    AiTradingError,
+    BrokerError,
+    ConcurrencyConflict,
+    FlattenRefused,
+    IllegalTransition,
+    ReconciliationError,
+    TradingBlocked,
+)
+from ai_trading.oms.adoption import oms_positions
+from ai_trading.oms.broker import Broker, BrokerOrder, BrokerOrderStatus
+from ai_trading.oms.engine import connect, transaction
+from ai_trading.oms.idempotency import PREFIX, build_client_order_id, signal_hash
 from ai_trading.oms.intent_store import IntentStore
-from ai_trading.oms.models import ZERO, IntentState, OrderIntent, RebalanceRecord, TradingState, reduces_exposure
-from ai_trading.oms.reconcile import ReconciliationReport, Reconciler
+from ai_trading.oms.models import (
+    ZERO,
+    IntentState,
+    OrderIntent,
+    RebalanceRecord,
+    Side,
+    TradingState,
+    reduces_exposure,
+    utc_now,
+)
+from ai_trading.oms.reconcile import Reconciler, ReconciliationReport
+from ai_trading.oms.schema import flatten_audit
 from ai_trading.oms.trading_state import TradingStateStore
 
 logger = logging.getLogger(__name__)
+
+FLATTEN_STRATEGY = "flatten"
+FLATTEN_HORIZON = "close"
+
+
+@dataclass(frozen=True)
+class FlattenPlan:
+    """The closing orders :meth:`OrderManager.plan_flatten` proposes.
+
+    :param intents: one market order per symbol that closes its position to zero
+    :param skipped: symbols left out, with why (open orders that must be canceled first)
+    """
+
+    intents: tuple[OrderIntent, ...]
+    skipped: Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlattenAuditRecord:
+    """One flatten order as authorised: who, why, the position it closed and the state it passed."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    position_before: Decimal
+    trading_state: TradingState
+    authorised_by: str
+    reason: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """One open intent :meth:`OrderManager.cancel_open` tried to cancel.
+
+    :param before: the intent as it was
+    :param after: as stored after the broker's answer was recorded (None when the cancel failed)
+    :param error: why the cancel failed (not acknowledged yet, broker error)
+    """
+
+    before: OrderIntent
+    after: OrderIntent | None
+    error: str | None
+
+
+def closing_orders(positions: Mapping[str, Decimal], intents: Sequence[OrderIntent], session: date) -> FlattenPlan:
+    """Closing orders for ``positions`` given every intent the OMS holds.
+
+    The CIDv2 id is ``flatten``, the session date and the quantity, with a signal hash of
+    the symbol, the position and the symbol's gross filled quantity so far: the same
+    position flattened again (a retry after a crash) gets the same id and is never sent
+    twice, while a position rebuilt later in the session gets a new one.
+    """
+    traded: dict[str, Decimal] = {}
+    open_symbols: dict[str, int] = {}
+    for intent in intents:
+        traded[intent.symbol] = traded.get(intent.symbol, ZERO) + intent.filled_qty
+        if not intent.is_final:
+            open_symbols[intent.symbol] = open_symbols.get(intent.symbol, 0) + 1
+    planned: list[OrderIntent] = []
+    skipped: dict[str, str] = {}
+    for symbol, position in sorted(positions.items()):
+        if position == 0:
+            continue
+        if symbol in open_symbols:
+            skipped[symbol] = f"{open_symbols[symbol]} open order(s): cancel them first"
+            continue
+        side, qty = ("sell" if position > 0 else "buy"), abs(position)
+        digest = signal_hash({"symbol": symbol, "position": position, "traded": traded.get(symbol, ZERO)})
+        cid = build_client_order_id(FLATTEN_STRATEGY, symbol, side, session, FLATTEN_HORIZON, digest, qty, 1)
+        planned.append(OrderIntent.new(client_order_id=cid, strategy=FLATTEN_STRATEGY, symbol=symbol, side=side, qty=qty))
+    return FlattenPlan(tuple(planned), skipped)
 
 
 class Checkpoint(StrEnum):
@@ -135,6 +238,82 @@ class OrderManager:
         again: whatever state it reached is returned, and reconciliation owns its recovery.
         """
         self._require_trading()
+        return self._submit_one(intent, lambda claimed: self._refusal(claimed, self._trading_state.get(self._account).state, {}))
+
+    def plan_flatten(self, session: date) -> FlattenPlan:
+        """The closing orders of every position the OMS holds (fills plus adopted), one
+        market order per symbol; symbols with open orders are skipped (cancel them first)."""
+        return closing_orders(oms_positions(self._store, self._account), self._store.list_intents(), session)
+
+    def submit_flatten(self, intents: Sequence[OrderIntent], *, authorised_by: str, reason: str) -> list[OrderIntent]:
+        """Send closing orders whatever the trading state (HALTED included), audited.
+
+        The one way past HALTED, and a narrow one: each intent must carry the ``flatten``
+        strategy and close its symbol's whole position exactly to zero, with no other order
+        open in the symbol; anything else raises :class:`FlattenRefused` before anything is
+        written. Each order's ``flatten_audit`` row (who, why, the position it closes) is
+        committed before the order can be sent, and the check is repeated immediately
+        before the send. A retry (same ids) sends nothing twice, as with :meth:`submit`.
+        """
+        self._require_trading()
+        if not authorised_by.strip() or not reason.strip():
+            raise FlattenRefused("a flatten needs who authorises it and why (authorised_by, reason)")
+        problems = [problem for intent in intents if (problem := self._flatten_refusal(intent)) is not None]
+        symbols = [intent.symbol for intent in intents]
+        problems += [f"{symbol}: more than one flatten order" for symbol in sorted({s for s in symbols if symbols.count(s) > 1})]
+        if problems:
+            raise FlattenRefused("flatten refused, nothing was sent: " + "; ".join(problems))
+        state = self._trading_state.get(self._account).state
+        done: list[OrderIntent] = []
+        for intent in intents:
+            self._audit_flatten(intent, state, authorised_by, reason)
+            done.append(self._submit_one(intent, self._flatten_refusal))
+            logger.warning(
+                "OMS_FLATTEN_SUBMITTED",
+                extra={"client_order_id": intent.client_order_id, "state": done[-1].state, "authorised_by": authorised_by, "reason": reason},
+            )
+        return done
+
+    def _flatten_refusal(self, intent: OrderIntent) -> str | None:
+        """Why ``intent`` may not go through the flatten path now, or None."""
+        if intent.strategy != FLATTEN_STRATEGY or not intent.client_order_id.startswith(f"{PREFIX}:{FLATTEN_STRATEGY}:"):
+            return f"{intent.client_order_id}: not a flatten order (CIDv2 strategy {FLATTEN_STRATEGY!r}, see plan_flatten)"
+        position = oms_positions(self._store, self._account).get(intent.symbol, ZERO)
+        others = [i for i in self._store.open_intents() if i.symbol == intent.symbol and i.client_order_id != intent.client_order_id]
+        if others:
+            return f"{intent.symbol}: {len(others)} other open order(s); cancel them first (`ai-trading kill on --cancel-open`)"
+        if position == 0 or position + intent.side.sign * intent.qty != 0:
+            return f"{intent.symbol}: {intent.side} {intent.qty} does not close the position {position} exactly to zero"
+        return None
+
+    def _audit_flatten(self, intent: OrderIntent, state: TradingState, authorised_by: str, reason: str) -> None:
+        """Record the authorised request once per order (a retry finds its row)."""
+        position = -intent.side.sign * intent.qty
+        row = {
+            "account": self._account, "client_order_id": intent.client_order_id, "symbol": intent.symbol,
+            "side": intent.side.value, "qty": intent.qty, "position_before": position, "trading_state": state.value,
+            "authorised_by": authorised_by, "reason": reason, "requested_at": utc_now(),
+        }  # fmt: skip
+        dialect = postgresql if self._store.engine.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(flatten_audit).on_conflict_do_nothing(index_elements=[flatten_audit.c.client_order_id])
+        with connect(self._store.engine) as connection, transaction(connection):
+            connection.execute(insert, row)
+
+    def flatten_audit(self) -> list[FlattenAuditRecord]:
+        """Every flatten order requested on the account, oldest first."""
+        query = select(flatten_audit).where(flatten_audit.c.account == self._account).order_by(flatten_audit.c.id)
+        with connect(self._store.engine) as connection, transaction(connection):
+            return [
+                FlattenAuditRecord(
+                    client_order_id=row.client_order_id, symbol=row.symbol, side=Side(row.side), qty=row.qty,
+                    position_before=row.position_before, trading_state=TradingState(row.trading_state),
+                    authorised_by=row.authorised_by, reason=row.reason, requested_at=row.requested_at,
+                )
+                for row in connection.execute(query)
+            ]
+
+    def _submit_one(self, intent: OrderIntent, refusal_of: Callable[[OrderIntent], str | None]) -> OrderIntent:
+        """Create, claim, judge with ``refusal_of`` immediately before the send, send once."""
         stored = self._store.create(intent)
         self._reach(Checkpoint.AFTER_CREATED)
         if stored.state is not IntentState.CREATED:
@@ -145,7 +324,7 @@ class OrderManager:
             logger.info("OMS_SUBMIT_LOST_RACE", extra={"client_order_id": intent.client_order_id})
             return self._current(intent.client_order_id)
         self._reach(Checkpoint.AFTER_SUBMITTED)
-        refusal = self._refusal(submitted, self._trading_state.get(self._account).state, {})
+        refusal = refusal_of(submitted)
         if refusal is not None:
             return self._store.transition(submitted, IntentState.REJECTED, error=refusal)
         order = self._reconciler.deliver(submitted)
@@ -246,6 +425,23 @@ class OrderManager:
             raise IllegalTransition(f"intent {client_order_id} is not acknowledged yet: poll() first, then cancel")
         self._broker.cancel(intent.broker_order_id)
         return intent
+
+    def cancel_open(self) -> list[CancelOutcome]:
+        """Cancel every open intent (what ``kill on --cancel-open`` does; no trading state
+        blocks it), then record the broker's answers for them without sending anything."""
+        outcomes: list[CancelOutcome] = []
+        asked: list[OrderIntent] = []
+        for intent in self._store.open_intents():
+            try:
+                self.cancel(intent.client_order_id)
+            except (IllegalTransition, BrokerError) as exc:
+                outcomes.append(CancelOutcome(intent, None, str(exc)))
+                continue
+            asked.append(intent)
+        self._reconciler.refresh([intent.client_order_id for intent in asked])
+        outcomes += [CancelOutcome(intent, self._current(intent.client_order_id), None) for intent in asked]
+        logger.warning("OMS_CANCEL_OPEN", extra={"asked": len(asked), "failed": len(outcomes) - len(asked)})
+        return outcomes
 
     def _current(self, client_order_id: str) -> OrderIntent:
         intent = self._store.get(client_order_id)
