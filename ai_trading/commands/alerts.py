@@ -76,7 +76,10 @@ def _worker(context: _Context) -> tuple[Outbox, DeliveryWorker, list[str]]:
     if alerts.routes_file is None:
         raise ConfigError("no receivers: set [alerts] routes_file to a routes file (see examples/alerts.toml)")
     routing = load_routing(alerts.routes_file, alerts)
-    receivers = {name: build_receiver(spec, alerts.receiver_timeout_s) for name, spec in routing.receivers.items()}
+    # A kill-switch receiver acts where alerts are raised, never through the outbox.
+    receivers = {
+        name: build_receiver(spec, alerts.receiver_timeout_s) for name, spec in routing.receivers.items() if spec.kill_switch is None
+    }
     outbox = Outbox(context.engine)
     return outbox, DeliveryWorker(outbox, receivers, alerts), sorted(receivers)
 

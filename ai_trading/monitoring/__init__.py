@@ -2,7 +2,9 @@
 
 rules/conditions -> :class:`Alert` -> :class:`Dispatcher` (routing tree, grouping,
 inhibition, silences) -> :class:`Outbox` (OMS database) -> :class:`DeliveryWorker` ->
-receivers (webhook, SMTP).
+receivers (webhook, SMTP); a kill-switch receiver sets the trading state at once, and
+:class:`AutoRollback` restores the registry's previous model on a governance failure or a
+live breach of the model's signed range.
 """
 
 from ai_trading.monitoring.alerts import (
@@ -13,6 +15,7 @@ from ai_trading.monitoring.alerts import (
     fingerprint,
 )
 from ai_trading.monitoring.dispatcher import Dispatcher, Notification
+from ai_trading.monitoring.kill_switch import KillSwitch
 from ai_trading.monitoring.matchers import Matcher
 from ai_trading.monitoring.outbox import (
     DeliveryReport,
@@ -21,12 +24,13 @@ from ai_trading.monitoring.outbox import (
     OutboxEntry,
 )
 from ai_trading.monitoring.receivers import DeliveryResult, Outcome, build_receiver
+from ai_trading.monitoring.rollback import AutoRollback, current_manifest_digest
 from ai_trading.monitoring.routing import RoutingConfig, load_routing, parse_duration
 from ai_trading.monitoring.rules import Finding, Rule, RuleEvaluator, RuleState
 from ai_trading.monitoring.silences import Silence, SilenceStore
 
 __all__ = [
-    "Alert", "AlertStatus", "Clock", "DeliveryReport", "DeliveryResult", "DeliveryWorker", "Dispatcher", "Finding",
+    "Alert", "AlertStatus", "AutoRollback", "Clock", "KillSwitch", "current_manifest_digest", "DeliveryReport", "DeliveryResult", "DeliveryWorker", "Dispatcher", "Finding",
     "Matcher", "Notification", "Outbox", "OutboxEntry", "Outcome", "RoutingConfig", "Rule", "RuleEvaluator",
     "RuleState", "Severity", "Silence", "SilenceStore", "build_receiver", "fingerprint", "load_routing",
     "parse_duration",

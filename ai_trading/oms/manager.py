@@ -177,7 +177,9 @@ class OrderManager:
         self._checkpoint = checkpoint
         self._account = account
         self._trading_state = TradingStateStore(store.engine)
-        self._reconciler = Reconciler(store, broker, config, on_fill_recorded=lambda: self._reach(Checkpoint.DURING_FILLS))
+        self._reconciler = Reconciler(
+            store, broker, config, on_fill_recorded=lambda: self._reach(Checkpoint.DURING_FILLS), account=self._account
+        )
         self._blocked_reason: str | None = "start-up reconciliation has not run: call OrderManager.start() first"
         self.last_report: ReconciliationReport | None = None
 
@@ -403,8 +405,9 @@ class OrderManager:
         return reason
 
     def _exposures(self) -> dict[str, Decimal]:
-        """Signed position plus signed remaining quantity of every open intent, per symbol."""
-        exposure = dict(self._store.positions())
+        """Signed position (fills plus adopted holdings) plus signed remaining quantity of
+        every open intent, per symbol."""
+        exposure = oms_positions(self._store, self._account)
         for intent in self._store.open_intents():
             exposure[intent.symbol] = exposure.get(intent.symbol, ZERO) + intent.side.sign * intent.remaining_qty
         return exposure

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -33,10 +34,11 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeEngine
 
-from ai_trading.oms.models import IntentState, OrderType, Side, TimeInForce
+from ai_trading.oms.models import IntentState, OrderType, Side, TimeInForce, TradingState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -123,6 +125,7 @@ intents = Table(
     _one_of("time_in_force", [t.value for t in TimeInForce], "time_in_force"),
     _one_of("state", [s.value for s in IntentState], "state"),
     Index(None, "state"),
+    Index(None, "created_at"),
 )
 
 intent_events = Table(
@@ -169,4 +172,177 @@ foreign_orders = Table(
     Column("last_seen_at", UtcDateTime(), nullable=False),
 )
 
-OMS_TABLES: tuple[Table, ...] = (intents, intent_events, fills, foreign_orders)
+TRADING_STATES = [s.value for s in TradingState]
+
+trading_state = Table(
+    "trading_state",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("changed_by", String(128), nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+    Column("version", Integer(), nullable=False),
+    _one_of("state", TRADING_STATES, "state"),
+)
+
+trading_state_audit = Table(
+    "trading_state_audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("changed_by", String(128), nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+    Column("version", Integer(), nullable=False),
+    _one_of("to_state", TRADING_STATES, "to_state"),
+    Index(None, "account", "id"),
+)
+
+rebalances = Table(
+    "rebalances",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("model_version", String(16), nullable=False),
+    Column("session", Date(), nullable=False),
+    Column("horizon", String(32), nullable=False),
+    Column("signal_hash", String(16), nullable=False),
+    Column("decided_at", UtcDateTime(), nullable=False),
+    Column("trading_state", String(16), nullable=False),
+    Column("equity", ExactDecimal(), nullable=False),
+    Column("n_orders", Integer(), nullable=False),
+    Column("n_denied", Integer(), nullable=False),
+    UniqueConstraint("account", "strategy", "session", "horizon", "signal_hash"),
+)
+
+risk_denials = Table(
+    "risk_denials",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rebalance_id", Id, ForeignKey("rebalances.id"), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("qty", ExactDecimal(), nullable=False),
+    Column("order_type", String(8), nullable=False),
+    Column("limit_price", ExactDecimal(), nullable=True),
+    Column("decision_price", ExactDecimal(), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("limit_value", ExactDecimal(), nullable=False),
+    Column("value", ExactDecimal(), nullable=False),
+    Index(None, "rebalance_id"),
+)
+
+OMS_TABLES: tuple[Table, ...] = (
+    intents,
+    intent_events,
+    fills,
+    foreign_orders,
+    trading_state,
+    trading_state_audit,
+    rebalances,
+    risk_denials,
+)
+
+# -- alerting (ai_trading.monitoring): the notification outbox and silences -------------
+
+NOTIFICATION_STATUSES = ["pending", "delivered", "failed"]
+
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("receiver", String(128), nullable=False),
+    Column("payload", Text(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime(), nullable=True),
+    Column("version", Integer(), nullable=False),
+    Column("last_error", Text(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    _one_of("status", NOTIFICATION_STATUSES, "status"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+alert_silences = Table(
+    "alert_silences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("matchers", Text(), nullable=False),
+    Column("creator", String(128), nullable=False),
+    Column("comment", Text(), nullable=False),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime(), nullable=False),
+    Index(None, "ends_at"),
+)
+
+OMS_TABLES = (*OMS_TABLES, alert_notifications, alert_silences)
+
+# -- adopted positions (ai_trading.oms.adoption): holdings that predate the OMS ----------
+
+ADOPTION_ACTIONS = ["adopt", "replace"]
+
+adopted_positions = Table(
+    "adopted_positions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("qty", ExactDecimal(), nullable=False),
+    Column("avg_price", ExactDecimal(), nullable=True),
+    Column("adopted_at", UtcDateTime(), nullable=False),
+    Column("adopted_by", String(128), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("version", Integer(), nullable=False),
+    UniqueConstraint("account", "symbol"),
+)
+
+adopted_positions_audit = Table(
+    "adopted_positions_audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("qty", ExactDecimal(), nullable=False),
+    Column("avg_price", ExactDecimal(), nullable=True),
+    Column("previous_qty", ExactDecimal(), nullable=True),
+    Column("broker_qty", ExactDecimal(), nullable=False),
+    Column("fills_qty", ExactDecimal(), nullable=False),
+    Column("forced", Boolean(), nullable=False),
+    Column("adopted_by", String(128), nullable=False),
+    Column("adopted_at", UtcDateTime(), nullable=False),
+    Column("reason", Text(), nullable=False),
+    _one_of("action", ADOPTION_ACTIONS, "action"),
+    Index(None, "account", "id"),
+)
+
+OMS_TABLES = (*OMS_TABLES, adopted_positions, adopted_positions_audit)
+
+# -- flatten audit (ai_trading.oms.manager.OrderManager.submit_flatten): closing orders --
+# sent through the path a HALTED account allows; one row per order, written before it is sent.
+
+flatten_audit = Table(
+    "flatten_audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),
+    Column("client_order_id", String(128), nullable=False, unique=True),
+    Column("symbol", String(32), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("qty", ExactDecimal(), nullable=False),
+    Column("position_before", ExactDecimal(), nullable=False),
+    Column("trading_state", String(16), nullable=False),
+    Column("authorised_by", String(128), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Index(None, "account", "id"),
+)
+
+OMS_TABLES = (*OMS_TABLES, flatten_audit)

@@ -21,7 +21,14 @@ from ai_trading.oms.intent_store import IntentStore
 from ai_trading.oms.schema import OMS_TABLES, metadata
 
 # The tables each revision adds, oldest first: the expected state after every step.
-TABLES_BY_REVISION = [("0001", {"intents", "intent_events"}), ("0002", {"fills", "foreign_orders"})]
+TABLES_BY_REVISION = [
+    ("0001", {"intents", "intent_events"}),
+    ("0002", {"fills", "foreign_orders"}),
+    ("0003", {"trading_state", "trading_state_audit", "rebalances", "risk_denials"}),
+    ("0004", {"alert_notifications", "alert_silences"}),
+    ("0005", {"adopted_positions", "adopted_positions_audit"}),
+    ("0006", {"flatten_audit"}),
+]
 OMS_TABLE_NAMES = {table.name for table in OMS_TABLES}
 
 
@@ -121,13 +128,13 @@ def test_unknown_revision_is_a_clear_error(config: OmsConfig) -> None:
 def test_cli(config: OmsConfig, capsys: pytest.CaptureFixture[str]) -> None:
     dsn = ["db", "--dsn", config.dsn]
     assert main([*dsn, "current"]) == 0
-    assert "base (empty) (head is 0002" in capsys.readouterr().out
+    assert f"base (empty) (head is {migrate.head_revision()}" in capsys.readouterr().out
     assert main([*dsn, "upgrade", "0001"]) == 0
     assert "database at revision 0001" in capsys.readouterr().out
     assert main([*dsn, "history"]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("(current)")
     assert main([*dsn, "upgrade"]) == 0 and main([*dsn, "current"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "0002 (up to date)"
+    assert capsys.readouterr().out.splitlines()[-1] == f"{migrate.head_revision()} (up to date)"
     assert main([*dsn, "downgrade", "base"]) == 0
     assert "base (empty)" in capsys.readouterr().out
     assert main([*dsn, "downgrade", "0099"]) == 2
@@ -149,3 +156,31 @@ def test_cli_reads_the_database_from_the_config_file(
 def test_alembic_files_are_found_from_the_repository_root() -> None:
     assert migrate.ALEMBIC_INI == Path(__file__).resolve().parents[2] / "alembic.ini"
     assert migrate.MIGRATIONS_DIR.is_dir()
+
+
+def test_0003_round_trip_keeps_intents_and_drops_its_index(config: OmsConfig, engine: Engine) -> None:
+    """0003 only adds: an intent written at 0002 survives upgrade, downgrade and upgrade."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from ai_trading.oms.schema import intents
+
+    migrate.upgrade(config, "0002")
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    row = dict(
+        client_order_id="keep-me", strategy="s", symbol="AAA", side="buy", qty=Decimal(5), order_type="market",
+        limit_price=None, time_in_force="day", state="CREATED", filled_qty=Decimal(0), filled_notional=Decimal(0),
+        fees=Decimal(0),
+        broker_order_id=None, version=1, attempts=0, last_error=None, created_at=now, updated_at=now,
+    )
+    with engine.begin() as connection:
+        connection.execute(intents.insert(), row)
+    for step in (lambda: migrate.upgrade(config, "0003"), lambda: migrate.downgrade(config, "0002"), lambda: migrate.upgrade(config)):
+        step()
+        with engine.connect() as connection:
+            assert [r.client_order_id for r in connection.execute(intents.select())] == ["keep-me"]
+    with engine.connect() as connection:
+        assert "ix_intents_created_at" in {index["name"] for index in inspect(connection).get_indexes("intents")}
+    migrate.downgrade(config, "0002")
+    with engine.connect() as connection:
+        assert "ix_intents_created_at" not in {index["name"] for index in inspect(connection).get_indexes("intents")}
