@@ -287,44 +287,31 @@ def _cancel(args: argparse.Namespace) -> int:
     """``cancel CID`` and ``cancel-all``: through the order manager's cancel path, which
     no trading state blocks; then the broker's answer (and any fills) is recorded for the
     intents asked about, without sending anything."""
-    from ai_trading.errors import BrokerError, IllegalTransition, UnknownIntent
+    from ai_trading.errors import UnknownIntent
     from ai_trading.oms.intent_store import IntentStore
     from ai_trading.oms.manager import OrderManager
-    from ai_trading.oms.reconcile import Reconciler
 
     config = _config(args)
     with IntentStore.open(config.oms) as store:
-        if args.oms_action == "cancel":
-            one = store.get(args.client_order_id)
-            if one is None:
-                raise UnknownIntent(f"no intent with client_order_id {args.client_order_id!r}: see `ai-trading oms orders`")
-            targets = [one]
-        else:
-            targets = store.open_intents()
-        broker = create_broker(config)
-        manager = OrderManager(store, broker, config.manager, account=config.risk.account)
-        results: list[dict[str, Any]] = []
-        asked: list[str] = []
-        for intent in targets:
-            entry = {"client_order_id": intent.client_order_id, "symbol": intent.symbol, "side": intent.side.value,
-                     "qty": _text(intent.qty), "state_before": intent.state.value, "detail": None}  # fmt: skip
-            if intent.is_final:
-                entry["outcome"] = "already_final"
-            else:
-                try:
-                    manager.cancel(intent.client_order_id)
-                except (IllegalTransition, BrokerError) as exc:
-                    entry.update(outcome="failed", detail=str(exc))
-                else:
-                    asked.append(intent.client_order_id)
-            results.append(entry)
-        Reconciler(store, broker, config.manager, account=config.risk.account).refresh(asked)
-        for entry in results:
-            current = store.get(entry["client_order_id"])
-            entry["state_after"] = None if current is None else current.state.value
-            if entry["client_order_id"] in asked:
-                entry["outcome"] = "canceled" if entry["state_after"] == "CANCELED" else "cancel_requested"
+        if args.oms_action == "cancel" and store.get(args.client_order_id) is None:
+            raise UnknownIntent(f"no intent with client_order_id {args.client_order_id!r}: see `ai-trading oms orders`")
+        manager = OrderManager(store, create_broker(config), config.manager, account=config.risk.account)
+        outcomes = manager.cancel_many([args.client_order_id]) if args.oms_action == "cancel" else manager.cancel_open()
         state = manager.trading_state.get(config.risk.account).state.value
+    results: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        intent, after = outcome.before, outcome.after
+        if intent.is_final:
+            result = "already_final"
+        elif outcome.error is not None:
+            result = "failed"
+        else:
+            result = "canceled" if after is not None and after.state.value == "CANCELED" else "cancel_requested"
+        results.append(
+            {"client_order_id": intent.client_order_id, "symbol": intent.symbol, "side": intent.side.value,
+             "qty": _text(intent.qty), "state_before": intent.state.value,
+             "state_after": None if after is None else after.state.value, "outcome": result, "detail": outcome.error}
+        )  # fmt: skip
     failed = sum(1 for entry in results if entry["outcome"] == "failed")
     if _json(args):
         print(json.dumps({"account": config.risk.account, "trading_state": state, "results": results}, indent=2))

@@ -429,22 +429,32 @@ class OrderManager:
         self._broker.cancel(intent.broker_order_id)
         return intent
 
-    def cancel_open(self) -> list[CancelOutcome]:
-        """Cancel every open intent (what ``kill on --cancel-open`` does; no trading state
-        blocks it), then record the broker's answers for them without sending anything."""
-        outcomes: list[CancelOutcome] = []
-        asked: list[OrderIntent] = []
-        for intent in self._store.open_intents():
-            try:
-                self.cancel(intent.client_order_id)
-            except (IllegalTransition, BrokerError) as exc:
-                outcomes.append(CancelOutcome(intent, None, str(exc)))
+    def cancel_many(self, client_order_ids: Sequence[str]) -> list[CancelOutcome]:
+        """Cancel these intents (no trading state blocks a cancel), then record the
+        broker's answers for them without sending anything; outcomes in the given order.
+        An intent already final is reported as it is, untouched."""
+        before = {cid: self._current(cid) for cid in client_order_ids}
+        errors: dict[str, str] = {}
+        asked: list[str] = []
+        for cid, intent in before.items():
+            if intent.is_final:
                 continue
-            asked.append(intent)
-        self._reconciler.refresh([intent.client_order_id for intent in asked])
-        outcomes += [CancelOutcome(intent, self._current(intent.client_order_id), None) for intent in asked]
-        logger.warning("OMS_CANCEL_OPEN", extra={"asked": len(asked), "failed": len(outcomes) - len(asked)})
-        return outcomes
+            try:
+                self.cancel(cid)
+            except (IllegalTransition, BrokerError) as exc:
+                errors[cid] = str(exc)
+            else:
+                asked.append(cid)
+        self._reconciler.refresh(asked)
+        logger.warning("OMS_CANCEL_MANY", extra={"asked": len(asked), "failed": len(errors)})
+        return [
+            CancelOutcome(intent, None if cid in errors else self._current(cid), errors.get(cid))
+            for cid, intent in before.items()
+        ]
+
+    def cancel_open(self) -> list[CancelOutcome]:
+        """Cancel every open intent (``kill on --cancel-open``, ``oms cancel-all``)."""
+        return self.cancel_many([intent.client_order_id for intent in self._store.open_intents()])
 
     def _current(self, client_order_id: str) -> OrderIntent:
         intent = self._store.get(client_order_id)
