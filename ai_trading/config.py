@@ -28,6 +28,12 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME))
 
 
+def default_data_dir() -> Path:
+    """Per-user data directory (``~/.local/share/ai-trading`` on Linux): outputs a user keeps,
+    such as training runs, when no ``--out`` is given; never the source tree or the CWD."""
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Market-data store.
@@ -37,6 +43,12 @@ class DataConfig:
     :param synthetic_symbols: symbols in the built-in data set (three liquidity tiers)
     :param synthetic_daily_bars: daily bars per symbol (2520 business days, about 10 years)
     :param synthetic_minute_bars: 1-minute bars per symbol (20 sessions of 390 bars)
+    :param exchange_tz: the exchange's time zone (IANA name); a daily bar is keyed by its
+        session date in this zone, whatever clock time its source stamped
+    :param sessions_per_year: trading sessions a year, the annualisation factor of daily
+        bars (252: NYSE/Nasdaq average over 2000-2024)
+    :param session_minutes: minutes in a regular session (390: 09:30-16:00 New York); with
+        ``sessions_per_year`` it annualises intraday bars
     """
 
     db_path: Path = field(default_factory=lambda: default_cache_dir() / "market.duckdb")
@@ -44,11 +56,38 @@ class DataConfig:
     synthetic_symbols: int = 40
     synthetic_daily_bars: int = 2520
     synthetic_minute_bars: int = 7800
+    exchange_tz: str = "America/New_York"
+    sessions_per_year: float = 252.0
+    session_minutes: float = 390.0
 
 
 @dataclass(frozen=True)
 class ExecutionConfig:
     """Execution simulator cost parameters (see DESIGN.md, execution model).
+
+    Calibration of the defaults: on daily bars an order's cost against the arrival mid is
+    ``spread / 2 + slippage_base_bps + slippage_vol_coef * sigma + impact_eta * sigma *
+    participation**impact_beta`` (sigma: daily volatility in bps). Measured through the
+    simulator on the built-in large-cap and small-cap names (tests/execution/
+    test_calibration.py, table in the README), that curve sits inside the published
+    ranges of institutional costs for each tier:
+
+    - Frazzini, Israel and Moskowitz, "Trading Costs" (2018; AQR's live executions): large
+      caps about 9 bps of market impact at typical (small) size, their model about 10 bps
+      at 1% of daily volume and 20-30 bps at 5-10%;
+    - Almgren, Thum, Hauptmann and Li (2005), "Direct estimation of equity market
+      impact": temporary impact ``0.142 * sigma * (X / VT)**0.6`` plus half the permanent
+      ``0.314 * sigma * (X / V) * (shares outstanding / V)**0.25``, trading over one day;
+    - Toth et al. (2011), "Anomalous price impact and the critical nature of liquidity":
+      the square-root law ``Y * sigma * sqrt(Q / V)`` with Y between 0.5 and 1.
+
+    ``impact_eta = 0.8`` puts the cost in the upper half of Toth's range, above Almgren's
+    and at or below Frazzini's. Before, ``slippage_vol_coef = 0.05`` charged 5% of a day's
+    volatility on every daily fill whatever its size (4 bps for a large cap, 20 for a
+    small cap), above every published small-size cost, and ``spread_vol_mult = 0.1``
+    modeled a 10-20 bps spread for a large cap without quotes (SPY-like names quote under
+    1 bp): about 28 bps at 0.65% participation resulted. The impact is per bar, so on
+    intraday bars it is not calibrated by this comparison.
 
     :param seed: seed of the counter-based generator; a seeded run is bit-identical
     :param latency_median_ms: median order latency. 50 ms is a typical retail/API
@@ -57,13 +96,19 @@ class ExecutionConfig:
         constant
     :param spread_floor_bps: smallest modeled spread, used when the data has no spread
     :param spread_vol_mult: modeled spread grows by this many bps per bp of per-bar
-        volatility (spreads widen with volatility: Roll 1984; Corwin and Schultz 2012)
+        volatility (spreads widen with volatility: Roll 1984; Corwin and Schultz 2012);
+        0.02 models 3-5 bps for a large cap's daily bars (100-200 bps of volatility), in
+        the 1-5 bps large caps quote; small caps quote wider than any one multiple fits,
+        so give their data a ``spread_bps`` column
     :param tick_size: price increment; a spread is never below one tick
-    :param slippage_base_bps: fixed slippage per fill, bps of the reference price
-    :param slippage_vol_coef: slippage per bp of per-bar volatility (timing risk term)
+    :param slippage_base_bps: fixed slippage per fill, bps of the reference price; 0.25 is
+        about Almgren et al.'s temporary impact of a 0.1% order of a large cap (0.2-0.4 bps)
+    :param slippage_vol_coef: slippage per bp of per-bar volatility, whatever the size;
+        0 by default: the published small-size costs above hold nothing but the half
+        spread (the volatility of execution prices is the zero-mean noise term)
     :param impact_eta: coefficient of the size/participation impact
-        ``eta * sigma_bps * participation**beta``; order 1 per the square-root law
-        (Toth et al. 2011; Almgren et al. 2005 fit beta ~ 0.6)
+        ``eta * sigma_bps * participation**beta``; 0.8, inside the square-root law's
+        0.5-1 (Toth et al. 2011; Almgren et al. 2005 fit beta ~ 0.6)
     :param impact_beta: exponent of participation in the impact term, 0.5 = square root
     :param slippage_noise_bps: standard deviation of the zero-mean random slippage term;
         0 turns randomness in prices off
@@ -82,11 +127,11 @@ class ExecutionConfig:
     latency_median_ms: float = 50.0
     latency_sigma: float = 0.5
     spread_floor_bps: float = 1.0
-    spread_vol_mult: float = 0.1
+    spread_vol_mult: float = 0.02
     tick_size: float = 0.01
-    slippage_base_bps: float = 0.5
-    slippage_vol_coef: float = 0.05
-    impact_eta: float = 1.0
+    slippage_base_bps: float = 0.25
+    slippage_vol_coef: float = 0.0
+    impact_eta: float = 0.8
     impact_beta: float = 0.5
     slippage_noise_bps: float = 1.0
     max_participation: float = 0.1
@@ -156,10 +201,75 @@ class ManagerConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Execution engine: target weights -> netted, rounded orders (``ai_trading.execution.engine``).
+
+    :param lot_size: shares per lot; every order is a whole number of lots (1 = whole
+        shares; 0.001 for fractional trading where the broker allows it)
+    :param min_order_notional: trades smaller than this (currency) are skipped: below it
+        the minimum fee per order (0.35 USD at Interactive Brokers Pro) dominates
+    :param max_cost_share: no-trade band: a trade whose expected cost from the EWMA cost
+        model (half spread + slippage + impact, fees excluded) exceeds this share of its
+        traded notional is skipped; 0.005 = 50 bps, several times the 5-20 bps a liquid
+        US equity costs to trade (Frazzini, Israel and Moskowitz 2018)
+    :param order_type: ``market`` or ``limit`` (a marketable limit at the decision price
+        plus or minus ``limit_collar_bps``)
+    :param limit_collar_bps: distance of a marketable limit from the decision price, bps
+    :param price_tick: limit prices are rounded outward to this increment (US equities
+        above 1 USD: 0.01, SEC Rule 612)
+    :param time_in_force: broker time-in-force code of every order (``day``, ``gtc``, ...)
+    """
+
+    lot_size: float = 1.0
+    min_order_notional: float = 100.0
+    max_cost_share: float = 0.005
+    order_type: str = "market"
+    limit_collar_bps: float = 10.0
+    price_tick: float = 0.01
+    time_in_force: str = "day"
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Pre-trade risk limits (``ai_trading.execution.risk``), checked before an order is
+    persisted or sent, in the spirit of SEC Rule 15c3-5 (market access controls).
+    Conservative defaults for a 1M account; raise them deliberately.
+
+    :param account: the account whose trading state (ACTIVE, REDUCING, HALTED) the engine
+        and the order manager read from the OMS database
+    :param max_order_notional: largest notional of one order, currency (fat-finger limit)
+    :param max_position_notional: largest absolute position per symbol after the
+        rebalance, currency (10% of a 1M account)
+    :param max_gross_exposure: largest sum of absolute position notionals after the
+        rebalance, as a multiple of equity (1.0 = no leverage)
+    :param max_net_exposure: largest absolute sum of signed position notionals after the
+        rebalance, as a multiple of equity
+    :param max_price_deviation_bps: a limit price further than this from the last close is
+        refused (price collar; 5%, the tier-1 limit-up/limit-down band of US equities)
+    :param max_orders_per_minute: new orders allowed in any trailing 60 s, counted from the
+        OMS database so restarts and other processes count too (Alpaca's API allows 200
+        requests per minute per account)
+    :param restricted_symbols: comma-separated symbols that may never be traded
+    """
+
+    account: str = "default"
+    max_order_notional: float = 50_000.0
+    max_position_notional: float = 100_000.0
+    max_gross_exposure: float = 1.0
+    max_net_exposure: float = 1.0
+    max_price_deviation_bps: float = 500.0
+    max_orders_per_minute: int = 200
+    restricted_symbols: str = ""
+
+
+@dataclass(frozen=True)
 class AlpacaConfig:
-    """Alpaca Trading API v2 (``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``, ``APCA_API_BASE_URL``).
+    """Alpaca Trading API v2 (``APCA_API_KEY_ID``, ``APCA_API_SECRET_KEY``, ``APCA_API_BASE_URL``)
+    and Market Data API v2 (``APCA_API_DATA_URL``), which share the key, secret and retries.
 
     :param base_url: API root; the paper endpoint unless live trading is meant
+    :param data_url: Market Data API root (historical bars; the same host serves paper and
+        live accounts)
     :param key_id: API key id (never logged)
     :param secret_key: API secret (never logged)
     :param timeout_s: per-request timeout (connect, read and write), seconds
@@ -169,6 +279,7 @@ class AlpacaConfig:
     """
 
     base_url: str = "https://paper-api.alpaca.markets"
+    data_url: str = "https://data.alpaca.markets"
     key_id: str = field(default="", repr=False)
     secret_key: str = field(default="", repr=False)
     timeout_s: float = 10.0
@@ -236,7 +347,8 @@ class RLTrainConfig:
     and ``[validation_end, end)`` is the held-out test range neither of them sees.
 
     :param algo: stable-baselines3 algorithm: ``ppo``, ``a2c``, ``sac`` or ``td3``
-    :param seeds: independent runs, seeds ``first_seed .. first_seed + seeds - 1``
+    :param seeds: independent runs, seeds ``first_seed .. first_seed + seeds - 1``; 5, the
+        least the promotion gate accepts, so a default run can be promoted (10 recommended)
     :param first_seed: the first seed
     :param timesteps: environment steps per seed
     :param n_envs: environments stepped together in one VecPortfolioEnv
@@ -252,7 +364,7 @@ class RLTrainConfig:
     """
 
     algo: str = "ppo"
-    seeds: int = 10
+    seeds: int = 5
     first_seed: int = 0
     timesteps: int = 200_000
     n_envs: int = 16
@@ -272,7 +384,9 @@ class PromotionCriteria:
     """When a multi-seed RL run may be promoted (``ai_trading.rl.governance``); every
     statistic is over the seeds' out-of-sample (test range) results.
 
-    :param min_seeds: seeds required; 10 by default for promotion, never fewer than 5
+    :param min_seeds: seeds required, never fewer than 5, so that the default 5-seed run can
+        pass; 10 is recommended for a policy that will trade (Henderson et al. 2018 show
+        two sets of 5 seeds of one algorithm can differ significantly)
     :param min_mean_sharpe: mean annualised net Sharpe across seeds must reach this
     :param max_sharpe_std: standard deviation (ddof=1) of Sharpe across seeds must stay below
     :param max_drawdown: the worst seed's max drawdown (a positive fraction) must stay below
@@ -284,10 +398,12 @@ class PromotionCriteria:
     :param bootstrap_seed: seed of the bootstrap, so a report is reproducible
     :param min_deflated_sharpe: the best seed's Deflated Sharpe Ratio (probability that its
         Sharpe beats the best of as many skill-less trials) must reach this
-    :param periods_per_year: bars per year for annualising (252 for daily bars)
+    :param periods_per_year: bars per year for annualising; None (the default) takes it
+        from the frequency of the data the seeds were evaluated on (252 for daily bars,
+        252 * 390 for 1-minute bars); a number overrides it
     """
 
-    min_seeds: int = 10
+    min_seeds: int = 5
     min_mean_sharpe: float = 0.5
     max_sharpe_std: float = 1.0
     max_drawdown: float = 0.25
@@ -297,7 +413,7 @@ class PromotionCriteria:
     confidence: float = 0.95
     bootstrap_seed: int = 0
     min_deflated_sharpe: float = 0.9
-    periods_per_year: float = 252.0
+    periods_per_year: float | None = None
 
 
 @dataclass(frozen=True)
@@ -319,7 +435,13 @@ class EvaluationConfig:
     :param market_neutral: subtract each bar's cross-sectional mean prediction (with more
         than one symbol) so longs and shorts balance
     :param initial_cash: starting capital of every simulated run, currency
-    :param periods_per_year: bars per year for annualising (252 for daily bars)
+    :param periods_per_year: bars per year every annualised figure of the evaluation uses
+        (Sharpe, volatility, CAGR, turnover, cost drag). None (the default) takes it from
+        the panel's bar frequency: ``data.sessions_per_year`` for daily bars,
+        ``sessions_per_year * session_minutes / bar minutes`` for intraday bars
+        (:func:`ai_trading.data.frequency.periods_per_year`); a number overrides that for
+        data whose calendar differs (e.g. 365 for crypto daily bars). The report states
+        the figure used.
     :param pbo_submatrices: CSCV blocks S for the PBO over a parameter grid (even)
     :param max_plausible_sharpe: an annualised net Sharpe above this is flagged as
         implausible (likely leakage or a data error); 3-4 is rare for real daily strategies
@@ -339,10 +461,156 @@ class EvaluationConfig:
     gross_leverage: float = 1.0
     market_neutral: bool = True
     initial_cash: float = 1_000_000.0
-    periods_per_year: float = 252.0
+    periods_per_year: float | None = None
     pbo_submatrices: int = 8
     max_plausible_sharpe: float = 4.0
     max_cost_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class MLPromotionCriteria:
+    """When an ML model (``ai-trading ml train``) may be promoted; every statistic is read
+    from its signed out-of-sample walk-forward and CPCV evaluation on the simulator.
+
+    :param min_deflated_sharpe: Deflated Sharpe Ratio of the aggregate net returns, deflated
+        for the ridge penalties tried (Bailey and Lopez de Prado 2014); 0.9 is the usual
+        "90% likely to beat the best skill-less trial" bar
+    :param max_pbo: Probability of Backtest Overfitting across the penalties tried (Bailey
+        et al. 2017); above 0.5 the in-sample choice is worse than chance out of sample
+    :param min_net_sharpe: annualised net Sharpe of the walk-forward's out-of-sample span
+    :param max_drawdown: its worst net drawdown, positive fraction of peak equity
+    :param min_turnover: annualised two-sided turnover at least this (a model that never
+        trades has nothing to deploy)
+    :param max_turnover: ... and at most this (cost-fragile churn)
+    :param min_cpcv_sharpe_mean: mean net Sharpe over the combinatorial purged CV paths
+    :param pbo_alphas: comma-separated ridge penalties ``ml train`` evaluates for the PBO
+        and the deflation (three decades around ``[evaluation] ridge_alpha``)
+    """
+
+    min_deflated_sharpe: float = 0.9
+    max_pbo: float = 0.5
+    min_net_sharpe: float = 0.5
+    max_drawdown: float = 0.25
+    min_turnover: float = 0.5
+    max_turnover: float = 50.0
+    min_cpcv_sharpe_mean: float = 0.0
+    pbo_alphas: str = "1,10,100"
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alert rules, routing and delivery (``ai_trading.monitoring``).
+
+    Rule thresholds: a rule fires when its condition has held for its ``*_for_s`` (0: at
+    the first evaluation that sees it). Routing timings are Alertmanager's defaults
+    (prometheus.io/docs/alerting/latest/configuration, ``route``), used where the routes
+    file does not set them.
+
+    :param routes_file: TOML file of the routing tree, receivers and inhibition rules
+        (format in the README, example in ``examples/alerts.toml``); None routes nothing
+    :param external_url: this system's URL, sent as ``externalURL`` in every payload
+    :param group_wait_s: wait before a new group's first notification (30 s)
+    :param group_interval_s: wait before notifying a group's changes (5 min)
+    :param repeat_interval_s: wait before repeating an unchanged notification (4 h)
+    :param reconcile_for_s: a failed OMS reconciliation fires after this long
+    :param cost_spike_ratio: realized cost over the cost model's prediction that fires
+        (3x: an execution several times dearer than modeled is no noise at 1-5 bps spreads)
+    :param cost_spike_min_excess_bps: ... and only when realized exceeds predicted by at
+        least this many bps, so a 0.5 bps prediction met at 2 bps does not page anyone
+    :param cost_spike_for_s: a cost spike fires after this long
+    :param data_staleness_grace_s: how late a bar may be after the calendar expects it
+        before data counts as stale (2 min: a broker's bar arrives within seconds of the close)
+    :param data_staleness_for_s: stale data fires after this long
+    :param step_budget_s: a trading-loop step slower than this breaches its budget
+    :param step_over_budget_for_s: slow steps fire after this long
+    :param max_reject_rate: share of orders the broker rejects above which trading is suspect
+    :param reject_rate_min_orders: the reject rate is judged only over at least this many orders
+    :param reject_rate_for_s: a high reject rate fires after this long
+    :param run_budget_s: a backtest or evaluation run slower than this breaches its budget
+    :param broker_unreachable_for_s: an unreachable broker fires after this long (30 s:
+        a few failed polls, not one dropped request)
+    :param evaluation_for_s: evaluation anomaly flags fire after this long
+    :param governance_for_s: a governance failure fires after this long
+    :param receiver_timeout_s: connect/read timeout of each webhook request and SMTP session
+    :param delivery_max_attempts: attempts per notification before it is marked failed
+    :param delivery_backoff_base_s: first retry delay; doubled per attempt, with full
+        jitter (a uniform draw below it: AWS Architecture Blog, "Exponential Backoff And
+        Jitter", 2015)
+    :param delivery_backoff_max_s: cap of the retry delay
+    :param delivery_lease_s: how long a worker owns a claimed notification; a worker
+        killed mid-delivery leaves it to another worker once this has passed
+    :param delivery_batch: notifications one worker pass claims at most
+    :param kill_switch_halt_on: comma-separated alert names that set the account HALTED
+        when they reach a kill-switch receiver (a broken OMS/broker agreement or a broker
+        refusing orders is no state to keep trading in; a model that cannot be rolled back
+        must not trade on)
+    :param kill_switch_reduce_on: comma-separated alert names that set it REDUCING (only
+        exposure-reducing orders): stale data or an unreachable broker make new exposure
+        unsafe, closing it is still wanted
+    :param rollback_on: comma-separated triggers of an automatic model rollback:
+        ``governance`` (the current model fails its gate), ``sharpe``, ``drawdown`` (live
+        SLOs over the trailing window)
+    :param rollback_window_bars: trailing window of live returns the SLOs are judged over,
+        in bars (63: a quarter of daily bars); nothing is judged before it is full
+    :param rollback_sharpe_z: roll back when the trailing annualised Sharpe ratio is more
+        than this many standard errors below the model's signed out-of-sample Sharpe (the
+        standard error of an estimated Sharpe ratio, Lo 2002: sqrt((1 + SR^2 / 2) / n) per
+        period; 3: a one-in-a-thousand shortfall for a model that still works)
+    :param rollback_drawdown_multiple: roll back when the trailing window's maximum drawdown
+        exceeds this multiple of the model's signed out-of-sample maximum drawdown
+    """
+
+    routes_file: Path | None = None
+    external_url: str = ""
+    group_wait_s: float = 30.0
+    group_interval_s: float = 300.0
+    repeat_interval_s: float = 14400.0
+    reconcile_for_s: float = 0.0
+    cost_spike_ratio: float = 3.0
+    cost_spike_min_excess_bps: float = 10.0
+    cost_spike_for_s: float = 0.0
+    data_staleness_grace_s: float = 120.0
+    data_staleness_for_s: float = 0.0
+    step_budget_s: float = 5.0
+    step_over_budget_for_s: float = 0.0
+    max_reject_rate: float = 0.05
+    reject_rate_min_orders: int = 20
+    reject_rate_for_s: float = 300.0
+    run_budget_s: float = 3600.0
+    broker_unreachable_for_s: float = 30.0
+    evaluation_for_s: float = 0.0
+    governance_for_s: float = 0.0
+    receiver_timeout_s: float = 10.0
+    delivery_max_attempts: int = 12
+    delivery_backoff_base_s: float = 1.0
+    delivery_backoff_max_s: float = 600.0
+    delivery_lease_s: float = 60.0
+    delivery_batch: int = 50
+    kill_switch_halt_on: str = "OmsReconciliationMismatch,OrderRejectRateHigh,ModelRollbackBlocked"
+    kill_switch_reduce_on: str = "MarketDataStale,BrokerUnreachable"
+    rollback_on: str = "governance,sharpe,drawdown"
+    rollback_window_bars: int = 63
+    rollback_sharpe_z: float = 3.0
+    rollback_drawdown_multiple: float = 2.0
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The trading loop (``ai_trading.runtime``): replay now, paper and live on the same loop.
+
+    :param initial_cash: the replay account's cash at the start (currency); 100,000 keeps
+        the demo's positions (a fifth of the symbols long, a fifth short) inside the
+        default ``[risk]`` limits (50,000 per order, 100,000 per position)
+    :param runs_dir: where a replay without ``--out`` keeps its run (OMS database, broker
+        state, cost model, execution log); default ``<user data dir>/replays``
+    :param horizon: the CIDv2 horizon of the loop's decisions (one rebalance per bar)
+    :param progress_interval_s: seconds between progress lines on a terminal's stderr
+    """
+
+    initial_cash: float = 100_000.0
+    runs_dir: Path = field(default_factory=lambda: default_data_dir() / "replays")
+    horizon: str = "1bar"
+    progress_interval_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -355,12 +623,17 @@ class AppConfig:
     oms: OmsConfig = field(default_factory=OmsConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     manager: ManagerConfig = field(default_factory=ManagerConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
     alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     rl_env: RLEnvConfig = field(default_factory=RLEnvConfig)
     rl_train: RLTrainConfig = field(default_factory=RLTrainConfig)
     governance: PromotionCriteria = field(default_factory=PromotionCriteria)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    ml_governance: MLPromotionCriteria = field(default_factory=MLPromotionCriteria)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
 ENV_PREFIX = "AI_TRADING_"
@@ -370,6 +643,7 @@ ENV_SHORTCUTS: dict[str, tuple[str, str]] = {
     "APCA_API_KEY_ID": ("alpaca", "key_id"),
     "APCA_API_SECRET_KEY": ("alpaca", "secret_key"),
     "APCA_API_BASE_URL": ("alpaca", "base_url"),
+    "APCA_API_DATA_URL": ("alpaca", "data_url"),
 }
 
 

@@ -58,7 +58,7 @@ def _manager(dsn: str, broker_path: Path, n_symbols: int) -> tuple[OrderManager,
 
 
 def engine_rebalances(manager: OrderManager, broker: SimBroker) -> Callable[[], None]:
-    panel = broker._panel  # the broker's own market: decisions at its clock bar
+    panel = broker.panel  # the broker's own market: decisions at its clock bar
     market = MarketSnapshot(
         tuple(panel.symbols), panel.close[BAR], panel.volume[BAR], panel_volatility_bps(panel, EXECUTION.vol_halflife_bars)[BAR]
     )
@@ -95,7 +95,7 @@ def _run(throughput: Any, tmp_path: Path, dsn: str, baseline_dsn: str) -> None:
     manager, broker = _manager(dsn, tmp_path / "broker.sqlite", n)
     base_manager, _ = _manager(baseline_dsn, tmp_path / "base_broker.sqlite", n)
     try:
-        baseline = one_by_one(base_manager, tuple(broker._panel.symbols))
+        baseline = one_by_one(base_manager, tuple(broker.panel.symbols))
         throughput.measure(engine_rebalances(manager, broker), n, baseline, n, rounds=3, baseline_rounds=2)
     finally:
         manager.store.close()

@@ -5,29 +5,37 @@ fills, an audit log of every submission and its market clock) in its own SQLite 
 it survives the OMS process being killed; it refuses a second order with a
 ``client_order_id`` it already holds; and its fills appear over time.
 
-Time is the bar clock of a :class:`~ai_trading.types.MarketPanel`. An order submitted at
-clock bar ``t`` is decided on that bar's close and simulated at once with the seeded
+It is bound to a market (:mod:`ai_trading.brokers.sim_market`): fixed symbols at one
+frequency from a first bar on, read from a panel or from the market-data store, where
+later bars may be appended while it runs. Its clock is a bar time: an order submitted
+at the clock is decided on that bar's close and simulated with the seeded
 :class:`~ai_trading.execution.simulator.ExecutionSimulator` (the random draws are keyed by
-a hash of the client order id, so the same order fills the same way in any process); its
-fill events become visible as :meth:`SimBroker.advance` moves the clock past their bars.
-Simulated float quantities are turned into exact decimals by rounding the cumulative
-filled quantity to :data:`QTY_QUANTUM`, so the fills of a filled order sum to its quantity.
+a hash of the client order id and the bar's position from the first bar, so the same
+order fills the same way in any process); its fill events become visible as the clock
+moves past their bars. An order whose time in force reaches beyond the bars known so far
+is simulated again when later bars exist: the simulator is causal, so the fills already
+recorded stay what they were and only later ones are added. Simulated float quantities
+are turned into exact decimals by rounding the cumulative filled quantity to
+:data:`QTY_QUANTUM`, so the fills of a filled order sum to its quantity.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import numpy as np
 
+from ai_trading.brokers.sim_market import PanelMarket, SimMarket, utc_datetime, utc_ns
 from ai_trading.config import ExecutionConfig
 from ai_trading.errors import BrokerError, DuplicateOrderError, OrderRejected
 from ai_trading.execution.simulator import ExecutionSimulator
@@ -41,6 +49,7 @@ QTY_QUANTUM = Decimal("0.000001")  # shares
 PRICE_QUANTUM = Decimal("0.0001")  # currency per share
 FEE_QUANTUM = Decimal("0.0001")  # currency
 BUSY_TIMEOUT_S = 30.0
+LAYOUT = "2"  # bar times instead of indices of one frozen panel
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,27 +61,31 @@ CREATE TABLE IF NOT EXISTS orders (
     qty TEXT NOT NULL,
     order_type TEXT NOT NULL,
     limit_price TEXT,
-    decision_bar INTEGER NOT NULL,
-    expire_bar INTEGER NOT NULL,
-    canceled_bar INTEGER,
-    rejected INTEGER NOT NULL
+    decision_ts INTEGER NOT NULL,
+    expire_ts INTEGER,
+    canceled_ts INTEGER,
+    rejected INTEGER NOT NULL,
+    simulated_through INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS ix_orders_pending ON orders (expire_ts);
 CREATE TABLE IF NOT EXISTS fills (
     id INTEGER PRIMARY KEY,
     order_id INTEGER NOT NULL REFERENCES orders(id),
-    bar INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
     qty TEXT NOT NULL,
     price TEXT NOT NULL,
     fee TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ix_fills_bar ON fills (bar);
+CREATE INDEX IF NOT EXISTS ix_fills_ts ON fills (ts);
 CREATE TABLE IF NOT EXISTS submissions (
     id INTEGER PRIMARY KEY,
     client_order_id TEXT NOT NULL,
     accepted INTEGER NOT NULL
 );
 """
-_ORDER_COLUMNS = "id, client_order_id, symbol, side, qty, order_type, limit_price, decision_bar, expire_bar, canceled_bar, rejected"
+_ORDER_COLUMNS = (
+    "id, client_order_id, symbol, side, qty, order_type, limit_price, decision_ts, expire_ts, canceled_ts, rejected, simulated_through"
+)
 
 
 def _decimal(value: float, quantum: Decimal) -> Decimal:
@@ -92,23 +105,36 @@ class SubmissionRecord:
     accepted: bool
 
 
+@dataclass(frozen=True)
+class _Scheduled:
+    """One order's simulated fills (cumulative quantities already made exact)."""
+
+    fills: list[tuple[int, Decimal, Decimal, Decimal]]  # ts, qty, price, fee
+    expire_ts: int | None  # the last bar of its life; None while bars are still missing
+    rejected: bool
+    simulated_through: int
+
+
 class SimBroker:
     """Paper :class:`~ai_trading.oms.broker.Broker` on the execution simulator.
 
     :param db_path: SQLite file of the broker's state (created on first use); reopening it
-        with a different panel raises :class:`BrokerError`
-    :param panel: the market the broker trades; its bars are the broker's clock
+        bound to another market (other symbols, frequency or first bar) raises
+        :class:`BrokerError`; a market with more bars than before is the same market
+    :param market: the bars it trades: a :class:`MarketPanel`, or a
+        :class:`~ai_trading.brokers.sim_market.StoreMarket` whose store may grow
     :param execution: simulator parameters (seeded: the same orders fill identically)
     """
 
-    def __init__(self, db_path: Path, panel: MarketPanel, execution: ExecutionConfig) -> None:
+    def __init__(self, db_path: Path, market: MarketPanel | SimMarket, execution: ExecutionConfig) -> None:
         self._path = Path(db_path)
-        self._panel = panel
+        self._market: SimMarket = PanelMarket(market) if isinstance(market, MarketPanel) else market
         self._simulator = ExecutionSimulator(execution)
+        self._local = threading.local()
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             db.executescript(_SCHEMA)
-        self._check_panel()
+        self._check_binding()
 
     # -- storage -----------------------------------------------------------------------
 
@@ -118,68 +144,137 @@ class SimBroker:
         db.execute("PRAGMA synchronous=FULL")
         return db
 
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection (one per thread and process: SQLite connections are not
+        shared across threads, and a forked child must not reuse its parent's)."""
+        owner = (os.getpid(), threading.get_ident())
+        local = self._local
+        if getattr(local, "owner", None) != owner:
+            local.db, local.owner = self._connect(), owner
+        return local.db  # type: ignore[no-any-return]
+
     @contextmanager
     def _transaction(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """One snapshot (reads) or one atomic write (``BEGIN IMMEDIATE`` takes the lock first)."""
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
             yield db
-            # Reached only without an exception; otherwise closing the connection with the
-            # transaction still open rolls it back (SQLite discards uncommitted work on close).
-            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
-    def _panel_identity(self) -> str:
-        panel = self._panel
-        return f"{','.join(panel.symbols)}|{panel.n_bars}|{int(panel.ts[0]) if panel.n_bars else 0}"
-
-    def _check_panel(self) -> None:
-        identity = self._panel_identity()
+    def _check_binding(self) -> None:
+        binding = self._market.binding()
+        first = int(self._market.panel_through(0).ts[0])
         with self._transaction(write=True) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'panel'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('panel', ?), ('clock', '0')", (identity,))
-            elif row[0] != identity:
+            rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if not rows:
+                db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("layout", LAYOUT), ("binding", binding), ("clock", str(first))],
+                )
+            elif rows.get("layout") != LAYOUT:
                 raise BrokerError(
-                    f"sim broker state {self._path} belongs to another market panel ({row[0][:80]}); "
-                    "use the same panel or a new broker.sim_db_path"
+                    f"sim broker state {self._path} was written by an older version (bar indices of one panel): "
+                    "move it aside or set a new broker.sim_db_path"
+                )
+            elif rows["binding"] != binding:
+                raise BrokerError(
+                    f"sim broker state {self._path} is bound to the market {rows['binding'][:120]}, not {binding[:120]} "
+                    "(symbols|frequency|first bar ns): use the same symbols, frequency and start, or a new broker.sim_db_path"
                 )
 
     @staticmethod
     def _clock(db: sqlite3.Connection) -> int:
         return int(db.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()[0])
 
+    @staticmethod
+    def stored_binding(db_path: Path) -> str | None:
+        """The market a state file is bound to (:func:`~ai_trading.brokers.sim_market.binding_text`),
+        or None when there is no state yet."""
+        if not Path(db_path).exists():
+            return None
+        with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)) as db:
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = 'binding'").fetchone()
+            except sqlite3.OperationalError:
+                return None
+        return None if row is None else str(row[0])
+
     # -- clock -------------------------------------------------------------------------
 
     @property
-    def clock(self) -> int:
-        """The current bar index: orders submitted now are decided on this bar's close."""
+    def clock(self) -> datetime:
+        """The current bar time (UTC): orders submitted now are decided on this bar's close."""
         with self._transaction() as db:
-            return self._clock(db)
+            return utc_datetime(self._clock(db))
 
-    def now(self) -> datetime:
-        """Market time of the clock bar (UTC)."""
-        return self._bar_time(self.clock)
+    @property
+    def panel(self) -> MarketPanel:
+        """The bars the broker trades, at least up to its clock."""
+        with self._transaction() as db:
+            return self._market.panel_through(self._clock(db))
 
-    def advance(self, bars: int = 1) -> int:
-        """Move the clock forward (not past the last bar); fills up to the new bar appear."""
+    def advance(self, bars: int = 1) -> datetime:
+        """Move the clock ``bars`` bars forward (not past the last known bar); fills up to
+        the new bar appear."""
         if bars < 0:
             raise BrokerError(f"the sim broker clock only moves forward; got bars={bars}")
-        with self._transaction(write=True) as db:
-            clock = min(self._clock(db) + bars, self._panel.n_bars - 1)
-            db.execute("UPDATE meta SET value = ? WHERE key = 'clock'", (str(clock),))
-        return clock
+        with self._transaction() as db:
+            clock = self._clock(db)
+        ts = self._market.panel_through(clock + 1).ts
+        position = int(np.searchsorted(ts, clock, side="right")) - 1
+        return self.advance_to(utc_datetime(int(ts[min(max(position, 0) + bars, ts.size - 1)])))
 
-    def _bar_time(self, bar: int) -> datetime:
-        seconds, nanos = divmod(int(self._panel.ts[bar]), 1_000_000_000)
-        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
+    def advance_to(self, when: datetime) -> datetime:
+        """Move the clock to the bar time ``when`` (never back); orders whose time in force
+        reached beyond the bars known at their submission are simulated on the newer bars."""
+        target = utc_ns(when)
+        panel = self._market.panel_through(target)
+        with self._transaction(write=True) as db:
+            clock = self._clock(db)
+            if target < clock:
+                raise BrokerError(f"the sim broker clock only moves forward: it is at {utc_datetime(clock)}, asked {when}")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'clock'", (str(target),))
+            pending = db.execute(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE expire_ts IS NULL AND rejected = 0 AND simulated_through < ?",
+                (int(panel.ts[-1]),),
+            ).fetchall()
+            if pending:
+                self._resimulate(db, pending, panel)
+        return utc_datetime(target)
+
+    def _resimulate(self, db: sqlite3.Connection, rows: Sequence[tuple], panel: MarketPanel) -> None:
+        requests = [
+            OrderRequest(
+                client_order_id=row[1], symbol=row[2], side=row[3], qty=Decimal(row[4]), order_type=row[5],
+                limit_price=None if row[6] is None else Decimal(row[6]),
+            )
+            for row in rows
+        ]  # fmt: skip
+        for row, request, scheduled in zip(rows, requests, self._simulate(requests, [row[7] for row in rows], panel), strict=True):
+            new = [fill for fill in scheduled.fills if fill[0] > row[11]]
+            self._store_fills(db, row[0], new)
+            db.execute(
+                "UPDATE orders SET expire_ts = ?, simulated_through = ? WHERE id = ?",
+                (scheduled.expire_ts, scheduled.simulated_through, row[0]),
+            )
+            logger.debug("SIM_BROKER_ORDER_RESIMULATED", extra={"client_order_id": request.client_order_id, "new_fills": len(new)})
 
     # -- Broker protocol -----------------------------------------------------------------
 
     def submit(self, request: OrderRequest) -> BrokerOrder:
-        if request.symbol not in self._panel.symbols:
-            raise OrderRejected(f"sim broker does not trade {request.symbol!r}: it is not in the market panel")
-        with self._transaction(write=True) as db:
+        if request.symbol not in self._market.symbols:
+            raise OrderRejected(f"sim broker does not trade {request.symbol!r}: it is not among the symbols it is bound to")
+        with self._transaction() as db:
             clock = self._clock(db)
+        panel = self._market.panel_through(clock)
+        with self._transaction(write=True) as db:
+            if self._clock(db) != clock:  # another process moved the clock meanwhile
+                clock = self._clock(db)
+                panel = self._market.panel_through(clock)
             duplicate = db.execute(
                 "SELECT 1 FROM orders WHERE client_order_id = ?", (request.client_order_id,)
             ).fetchone()
@@ -188,7 +283,7 @@ class SimBroker:
                 (request.client_order_id, int(duplicate is None)),
             )
             if duplicate is None:
-                order_id = self._book(db, request, clock)
+                order_id = self._book(db, request, clock, panel)
                 row = db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,)).fetchone()
                 order = self._order(db, row, clock)
         if duplicate is not None:
@@ -196,28 +291,16 @@ class SimBroker:
             raise DuplicateOrderError(f"sim broker already holds an order with client_order_id {request.client_order_id}")
         logger.info(
             "SIM_BROKER_ORDER_ACCEPTED",
-            extra={"client_order_id": request.client_order_id, "broker_order_id": order.broker_order_id, "bar": clock},
+            extra={"client_order_id": request.client_order_id, "broker_order_id": order.broker_order_id, "bar": utc_datetime(clock).isoformat()},
         )
         return order
 
-    def _book(self, db: sqlite3.Connection, request: OrderRequest, clock: int) -> int:
+    def _book(self, db: sqlite3.Connection, request: OrderRequest, clock: int, panel: MarketPanel) -> int:
         """Simulate the order from the clock bar and store it with its scheduled fills."""
-        qty = float(request.qty)
-        batch = OrderBatch(
-            order_id=[simulator_order_id(request.client_order_id)],
-            symbol=[self._panel.symbol_index(request.symbol)],
-            bar=[clock],
-            side=[BUY if request.side == "buy" else SELL],
-            qty=[qty],
-            order_type=[LIMIT if request.order_type == "limit" else MARKET],
-            limit_price=[float(request.limit_price) if request.limit_price is not None else np.nan],
-            tif_bars=[self._simulator.config.tif_bars],
-        )
-        result = self._simulator.simulate(batch, self._panel)
-        status = int(result.status[0])
+        scheduled = self._simulate([request], [clock], panel)[0]
         cursor = db.execute(
-            "INSERT INTO orders (client_order_id, symbol, side, qty, order_type, limit_price, decision_bar, "
-            "expire_bar, canceled_bar, rejected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            "INSERT INTO orders (client_order_id, symbol, side, qty, order_type, limit_price, decision_ts, "
+            "expire_ts, canceled_ts, rejected, simulated_through) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             (
                 request.client_order_id,
                 request.symbol,
@@ -226,42 +309,73 @@ class SimBroker:
                 request.order_type,
                 None if request.limit_price is None else str(request.limit_price),
                 clock,
-                max(int(result.last_bar[0]), clock),
-                int(status == S_NO_DECISION_PRICE),
+                scheduled.expire_ts,
+                int(scheduled.rejected),
+                scheduled.simulated_through,
             ),
         )
         order_id = int(cursor.lastrowid or 0)
-        cumulative = Decimal(0)
-        fills = result.fills
-        for k in range(len(fills)):
-            is_last = k == len(fills) - 1
-            target = request.qty if is_last and status == S_FILLED else min(
-                request.qty, _decimal(float(np.sum(fills.qty[: k + 1])), QTY_QUANTUM)
-            )
-            if target <= cumulative:
-                continue
-            db.execute(
-                "INSERT INTO fills (order_id, bar, qty, price, fee) VALUES (?, ?, ?, ?, ?)",
-                (
-                    order_id,
-                    int(fills.bar[k]),
-                    str(target - cumulative),
-                    str(_decimal(fills.price[k], PRICE_QUANTUM)),
-                    str(_decimal(fills.fee[k], FEE_QUANTUM)),
-                ),
-            )
-            cumulative = target
+        self._store_fills(db, order_id, scheduled.fills)
         return order_id
+
+    def _simulate(self, requests: Sequence[OrderRequest], decision_ts: Sequence[int], panel: MarketPanel) -> list[_Scheduled]:
+        """Each order's fills on ``panel``, decided at its bar time (no bar there: rejected)."""
+        position = np.searchsorted(panel.ts, np.asarray(decision_ts, dtype=np.int64), side="right") - 1
+        on_bar = (position >= 0) & (panel.ts[np.maximum(position, 0)] == np.asarray(decision_ts, dtype=np.int64))
+        bars = np.where(on_bar, position, 0)
+        tif = self._simulator.config.tif_bars
+        batch = OrderBatch(
+            order_id=[simulator_order_id(r.client_order_id) for r in requests],
+            symbol=[panel.symbols.index(r.symbol) for r in requests],
+            bar=bars,
+            side=[BUY if r.side == "buy" else SELL for r in requests],
+            qty=[float(r.qty) for r in requests],
+            order_type=[LIMIT if r.order_type == "limit" else MARKET for r in requests],
+            limit_price=[float(r.limit_price) if r.limit_price is not None else np.nan for r in requests],
+            tif_bars=[tif] * len(requests),
+        )
+        result = self._simulator.simulate(batch, panel)
+        last = int(panel.ts[-1])
+        scheduled = []
+        for k, request in enumerate(requests):
+            status = int(result.status[k])
+            if not on_bar[k] or status == S_NO_DECISION_PRICE:
+                scheduled.append(_Scheduled([], int(decision_ts[k]), True, last))
+                continue
+            mine = np.flatnonzero(result.fills.order_id == batch.order_id[k])
+            fills: list[tuple[int, Decimal, Decimal, Decimal]] = []
+            cumulative = Decimal(0)
+            for j, index in enumerate(mine):
+                final = j == len(mine) - 1 and status == S_FILLED
+                target = request.qty if final else min(request.qty, _decimal(float(np.sum(result.fills.qty[mine[: j + 1]])), QTY_QUANTUM))
+                if target <= cumulative:
+                    continue
+                fills.append((
+                    int(result.fills.ts[index]), target - cumulative,
+                    _decimal(result.fills.price[index], PRICE_QUANTUM), _decimal(result.fills.fee[index], FEE_QUANTUM),
+                ))  # fmt: skip
+                cumulative = target
+            complete = panel.n_bars - 1 - int(bars[k]) >= tif or status == S_FILLED
+            expire = int(panel.ts[max(int(result.last_bar[k]), int(bars[k]))]) if complete else None
+            scheduled.append(_Scheduled(fills, expire, False, last))
+        return scheduled
+
+    @staticmethod
+    def _store_fills(db: sqlite3.Connection, order_id: int, fills: Sequence[tuple[int, Decimal, Decimal, Decimal]]) -> None:
+        db.executemany(
+            "INSERT INTO fills (order_id, ts, qty, price, fee) VALUES (?, ?, ?, ?, ?)",
+            [(order_id, ts, str(qty), str(price), str(fee)) for ts, qty, price, fee in fills],
+        )
 
     def _visible_fills(self, db: sqlite3.Connection, order_row: tuple, clock: int) -> list[tuple]:
         horizon = clock if order_row[9] is None else min(clock, order_row[9])
         return db.execute(
-            "SELECT id, bar, qty, price, fee FROM fills WHERE order_id = ? AND bar <= ? ORDER BY id",
+            "SELECT id, ts, qty, price, fee FROM fills WHERE order_id = ? AND ts <= ? ORDER BY id",
             (order_row[0], horizon),
         ).fetchall()
 
     def _order(self, db: sqlite3.Connection, row: tuple, clock: int) -> BrokerOrder:
-        (order_id, cid, symbol, side, qty, order_type, limit_price, decision_bar, expire_bar, canceled_bar, rejected) = row
+        (order_id, cid, symbol, side, qty, order_type, limit_price, decision_ts, expire_ts, canceled_ts, rejected, _) = row
         fills = self._visible_fills(db, row, clock)
         filled = sum((Decimal(f[2]) for f in fills), Decimal(0))
         notional = sum((Decimal(f[2]) * Decimal(f[3]) for f in fills), Decimal(0))
@@ -269,7 +383,7 @@ class SimBroker:
             status = BrokerOrderStatus.REJECTED
         elif filled == Decimal(qty):
             status = BrokerOrderStatus.FILLED
-        elif canceled_bar is not None or clock >= expire_bar:
+        elif canceled_ts is not None or (expire_ts is not None and clock >= expire_ts):
             status = BrokerOrderStatus.CANCELED
         else:
             status = BrokerOrderStatus.PARTIALLY_FILLED if filled > 0 else BrokerOrderStatus.NEW
@@ -284,7 +398,7 @@ class SimBroker:
             status=status,
             order_type=order_type,
             limit_price=None if limit_price is None else Decimal(limit_price),
-            submitted_at=self._bar_time(decision_bar),
+            submitted_at=utc_datetime(decision_ts),
         )
 
     def cancel(self, broker_order_id: str) -> None:
@@ -298,8 +412,8 @@ class SimBroker:
             order = self._order(db, row, clock)
             if not order.status.is_open:
                 raise BrokerError(f"sim broker order {broker_order_id} is {order.status}, not cancelable")
-            db.execute("UPDATE orders SET canceled_bar = ? WHERE id = ?", (clock, row[0]))
-        logger.info("SIM_BROKER_ORDER_CANCELED", extra={"broker_order_id": broker_order_id, "bar": clock})
+            db.execute("UPDATE orders SET canceled_ts = ? WHERE id = ?", (clock, row[0]))
+        logger.info("SIM_BROKER_ORDER_CANCELED", extra={"broker_order_id": broker_order_id, "bar": utc_datetime(clock).isoformat()})
 
     @staticmethod
     def _order_number(broker_order_id: str) -> int:
@@ -317,8 +431,8 @@ class SimBroker:
         with self._transaction() as db:
             clock = self._clock(db)
             rows = db.execute(
-                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE rejected = 0 AND canceled_bar IS NULL AND expire_bar > ? "
-                "ORDER BY id",
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE rejected = 0 AND canceled_ts IS NULL "
+                "AND (expire_ts IS NULL OR expire_ts > ?) ORDER BY id",
                 (clock,),
             ).fetchall()
             orders = [self._order(db, row, clock) for row in rows]
@@ -328,12 +442,12 @@ class SimBroker:
         with self._transaction() as db:
             clock = self._clock(db)
             rows = db.execute(
-                "SELECT f.id, o.id, o.client_order_id, o.symbol, o.side, f.qty, f.price, f.fee, f.bar "
+                "SELECT f.id, o.id, o.client_order_id, o.symbol, o.side, f.qty, f.price, f.fee, f.ts "
                 "FROM fills f JOIN orders o ON o.id = f.order_id "
-                "WHERE f.bar <= ? AND (o.canceled_bar IS NULL OR f.bar <= o.canceled_bar) ORDER BY f.bar, f.id",
-                (clock,),
+                "WHERE f.ts <= ? AND f.ts >= ? AND (o.canceled_ts IS NULL OR f.ts <= o.canceled_ts) ORDER BY f.ts, f.id",
+                (clock, -(2**63) if since is None else utc_ns(since)),
             ).fetchall()
-        fills = [
+        return [
             BrokerFill(
                 fill_id=f"simfill-{fill_id}",
                 broker_order_id=f"sim-{order_id}",
@@ -343,11 +457,10 @@ class SimBroker:
                 qty=Decimal(qty),
                 price=Decimal(price),
                 fee=Decimal(fee),
-                ts=self._bar_time(bar),
+                ts=utc_datetime(ts),
             )
-            for fill_id, order_id, cid, symbol, side, qty, price, fee, bar in rows
+            for fill_id, order_id, cid, symbol, side, qty, price, fee, ts in rows
         ]
-        return [fill for fill in fills if since is None or fill.ts >= since]
 
     def positions(self) -> list[BrokerPosition]:
         """Net positions from the visible fills, with an average-cost entry price."""

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 # One entry per subcommand module, in the order `ai-trading --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern", "train", "registry", "ml", "alerts",
+    "sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern", "train", "registry", "ml", "alerts", "risk", "kill",
+    "replay", "tca",
 )  # fmt: skip
 
 
@@ -27,6 +28,18 @@ def formatted(value: float | None, spec: str) -> str:
     """``value`` formatted by ``spec`` for a summary; "n/a" where there is no number (None,
     or NaN: a rate over no orders, a Sharpe ratio of a flat series)."""
     return "n/a" if value is None or math.isnan(value) else format(value, spec)
+
+
+def os_user() -> str:
+    """Who runs the command, for audit records (``--by`` overrides it where offered)."""
+    import getpass
+
+    from ai_trading.errors import ConfigError
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError) as exc:  # no LOGNAME/USER variable and no passwd entry
+        raise ConfigError("cannot tell who runs this command (no user name): pass --by NAME") from exc
 
 
 def split_list(text: str | None) -> list[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -10,8 +11,12 @@ import numpy as np
 import pytest
 
 from ai_trading.brokers.sim import SimBroker
+from ai_trading.brokers.sim_market import StoreMarket, utc_datetime
 from ai_trading.config import ExecutionConfig
+from ai_trading.data.panel import panel_to_arrow
+from ai_trading.data.store import MarketDataStore
 from ai_trading.errors import BrokerError, DuplicateOrderError, OrderRejected
+from ai_trading.models.policy import panel_rows
 from ai_trading.oms.broker import Broker, BrokerOrderStatus, OrderRequest
 from ai_trading.types import MarketPanel
 
@@ -92,16 +97,28 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     first.submit(_request())
     first.advance(3)
     again = SimBroker(tmp_path / "b.sqlite", _panel(), EXECUTION)
-    assert again.clock == 3
+    assert again.clock == first.clock == utc_datetime(int(_panel().ts[3]))
     assert again.get_order("c1") == first.get_order("c1")
     with pytest.raises(DuplicateOrderError):
         again.submit(_request())
 
 
-def test_reopening_with_another_panel_is_refused(tmp_path: Path) -> None:
+def test_reopening_bound_to_another_market_is_refused(tmp_path: Path) -> None:
     SimBroker(tmp_path / "b.sqlite", _panel(), EXECUTION)
-    with pytest.raises(BrokerError, match="another market panel"):
-        SimBroker(tmp_path / "b.sqlite", _panel(n_bars=N_BARS + 1), EXECUTION)
+    other_symbols = replace(_panel(), symbols=("AAA", "CCC"))
+    later_start = panel_rows(_panel(), 1, N_BARS)
+    for market in (other_symbols, later_start):
+        with pytest.raises(BrokerError, match="is bound to the market"):
+            SimBroker(tmp_path / "b.sqlite", market, EXECUTION)
+
+
+def test_a_market_that_grew_is_the_same_market(tmp_path: Path) -> None:
+    """New bars after the clock (a store being appended to) keep the broker working."""
+    first = SimBroker(tmp_path / "b.sqlite", panel_rows(_panel(), 0, 20), EXECUTION)
+    first.advance(19)
+    grown = SimBroker(tmp_path / "b.sqlite", _panel(), EXECUTION)
+    grown.advance(5)
+    assert grown.clock == utc_datetime(int(_panel().ts[24]))
 
 
 def test_unknown_symbol_is_rejected(broker: SimBroker) -> None:
@@ -148,3 +165,45 @@ def test_positions_net_buys_and_sells(broker: SimBroker) -> None:
     broker.submit(_request(cid="s", qty="80", side="sell", symbol="BBB"))
     broker.advance(EXECUTION.tif_bars + 2)
     assert {p.symbol: p.qty for p in broker.positions()} == {"AAA": Decimal(50), "BBB": Decimal(-80)}
+
+
+def test_fills_are_the_same_when_bars_arrive_one_at_a_time(tmp_path: Path) -> None:
+    """Orders whose time in force outlives the known bars are simulated again as bars are
+    appended to the store; the fills equal those of a broker that saw every bar at once."""
+    panel = _panel()
+    orders = [(10, "early", "1000"), (16, "late", "400")]
+
+    def run(broker: SimBroker, append: Callable[[int], None]) -> list[tuple[str | None, Decimal, Decimal, object]]:
+        for bar in range(8, 30):
+            append(bar)
+            broker.advance_to(utc_datetime(int(panel.ts[bar])))
+            for decision, cid, qty in orders:
+                if bar == decision:
+                    broker.submit(_request(cid=cid, qty=qty))
+        return [(f.client_order_id, f.qty, f.price, f.ts) for f in broker.list_fills()]
+
+    whole = run(SimBroker(tmp_path / "a.sqlite", panel, EXECUTION), lambda bar: None)
+    store = MarketDataStore(tmp_path / "bars.duckdb")
+    table = panel_to_arrow(panel)
+
+    def append(bar: int) -> None:  # the table is time-major and every bar is valid
+        store.write_source(table.slice(bar * len(SYMBOLS), len(SYMBOLS)), "test feed", "1min")
+
+    append_first = [append(bar) for bar in range(8)]
+    assert len(append_first) == 8
+    market = StoreMarket(store, SYMBOLS, "1min")
+    growing = run(SimBroker(tmp_path / "b.sqlite", market, EXECUTION), append)
+    assert whole == growing and len({cid for cid, *_ in whole}) == 2
+    assert sum(q for cid, q, *_ in whole if cid == "late") == Decimal(400)
+
+
+def test_an_order_at_a_time_without_a_bar_is_rejected(broker: SimBroker) -> None:
+    broker.advance_to(utc_datetime(int(_panel().ts[2]) + 1_000_000_000))  # between two bars
+    order = broker.submit(_request())
+    assert order.status is BrokerOrderStatus.REJECTED
+
+
+def test_the_clock_never_moves_back(broker: SimBroker) -> None:
+    broker.advance(3)
+    with pytest.raises(BrokerError, match="only moves forward"):
+        broker.advance_to(utc_datetime(int(_panel().ts[1])))

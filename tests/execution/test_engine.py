@@ -51,7 +51,7 @@ def engine_of(manager: OrderManager, config: EngineConfig = LOOSE, risk: RiskCon
 
 
 def snapshot(broker: SimBroker) -> MarketSnapshot:
-    panel = broker._panel  # the broker's market, at its clock bar
+    panel = broker.panel  # the broker's market, at its clock bar
     sigma = panel_volatility_bps(panel, EXECUTION.vol_halflife_bars)
     return MarketSnapshot(tuple(panel.symbols), panel.close[BAR], panel.volume[BAR], sigma[BAR])
 
