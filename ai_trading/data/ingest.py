@@ -312,7 +312,7 @@ def read_bars(
     """
     path = Path(path)
     if not path.is_file():
-        raise RowLocator(str(path)).error(None, RULE_UNREADABLE, "no such file")
+        raise RowLocator(str(path)).error(None, RULE_UNREADABLE, "a directory, not a file" if path.is_dir() else "no such file")
     if file_kind(path) == "csv":
         raw, where = _read_csv(path)
     else:

@@ -178,6 +178,8 @@ def test_unknown_file_type_and_missing_file(tmp_path: Path) -> None:
         read_bars(write(tmp_path / "bars.json", "{}"), "A")
     with pytest.raises(DataValidationError, match="no such file"):
         read_bars(tmp_path / "absent.csv", "A")
+    with pytest.raises(DataValidationError, match="a directory, not a file"):
+        read_bars(tmp_path, "A")
 
 
 def test_reingest_is_a_no_op_and_changed_bars_need_replace(store: MarketDataStore, tmp_path: Path) -> None:
