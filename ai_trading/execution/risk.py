@@ -178,7 +178,9 @@ class PreTradeRisk:
             verdict = self._judge(order, before, marks, gross, net, book.equity, state, recent_orders + len(accepted))
             if verdict is not None:
                 denied.append(verdict)
-                logger.warning(
+                # INFO, not WARNING: a denial is the check working; every caller reports
+                # them (rebalance record, replay summary, `ai-trading risk`), -v shows each.
+                logger.info(
                     "RISK_ORDER_DENIED",
                     extra={"symbol": order.symbol, "side": order.side, "qty": str(order.qty), "reason": verdict.reason,
                            "limit": verdict.limit, "value": verdict.value},
