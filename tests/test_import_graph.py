@@ -52,3 +52,22 @@ def test_the_parser_finds_function_level_and_relative_imports(tmp_path: Path) ->
     tree_file.write_text(source)
     modules = {m for m in imported_modules(tree_file, tmp_path) if forbidden(m)}
     assert modules >= {"ai_trading.rl.governance", "ai_trading.models.sb3", "ai_trading.evaluation.metrics"}
+
+
+# The trading layers: the loop drives everything and only the CLI drives it; monitoring acts
+# on the OMS and the registry, which know nothing of it.
+TOP_LAYERS = [
+    ("ai_trading.runtime", ("ai_trading/runtime", "ai_trading/commands")),
+    ("ai_trading.monitoring", ("ai_trading/monitoring", "ai_trading/runtime", "ai_trading/commands")),
+]
+
+
+@pytest.mark.parametrize(("module", "allowed"), TOP_LAYERS, ids=[m for m, _ in TOP_LAYERS])
+def test_only_the_layers_above_import_the_trading_layers(module: str, allowed: tuple[str, ...]) -> None:
+    files = [f for f in sorted((ROOT / "ai_trading").rglob("*.py")) if not str(f.relative_to(ROOT)).startswith(allowed)]
+    assert len(files) > 50, "the walk found too few files: the test would pass vacuously"
+    offenders = {
+        str(f.relative_to(ROOT)): sorted(m for m in imported_modules(f) if m == module or m.startswith(module + "."))
+        for f in files
+    }
+    assert {f: m for f, m in offenders.items() if m} == {}
