@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,9 @@ def test_sim_command_end_to_end(throughput, tmp_path: Path) -> None:
     """Orders per second of the whole command (process start, data, simulation, summary)
     against the pure-Python reference simulator on a slice of the same orders."""
     db = tmp_path / "market.duckdb"
-    command = [sys.executable, "-m", "ai_trading.cli", "sim", "--json", "--db", str(db)]
-    first = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    command = [sys.executable, "-m", "ai_trading.cli", "sim", "--json"]
+    environment = {**os.environ, "AI_TRADING_DATA_DB": str(db)}  # the configured store fills itself on first use
+    first = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout)
     with MarketDataStore(db) as store:
         panel = store.panel()
     orders = demo_orders(panel)
@@ -30,7 +32,7 @@ def test_sim_command_end_to_end(throughput, tmp_path: Path) -> None:
     ExecutionSimulator(ExecutionConfig()).simulate(head, panel)
     config = ExecutionConfig()
     throughput.measure(
-        lambda: subprocess.run(command, check=True, capture_output=True),
+        lambda: subprocess.run(command, check=True, capture_output=True, env=environment),
         items=first["orders"],
         baseline=reference_order_simulation(config, head, panel),
         baseline_items=sample,
