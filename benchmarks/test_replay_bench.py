@@ -6,7 +6,8 @@ One item is one bar close (all symbols). The engine always submits a rebalance a
 batch, so there is no one-by-one path to compare with; the baseline is the backtest of
 the same bars (the policy's target weights bar by bar, then the PortfolioSimulator), the
 research path the replay reproduces (``speedup`` is far below 1: the price of durable,
-crash-safe order handling per bar).
+crash-safe order handling per bar). ``backend`` names the OMS database: the replay's run
+directory holds its own SQLite OMS.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def test_replay_bars_per_second(throughput: Any, tmp_path: Path) -> None:
     config = parity_config(tmp_path)
     runs = itertools.count()
     bars: list[int] = []
+    throughput.benchmark.extra_info["backend"] = "sqlite"
 
     def run_replay() -> None:
         result = replay(config, store, tmp_path / f"run{next(runs)}", symbols=symbols, start=start, end=end)

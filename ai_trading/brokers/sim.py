@@ -16,12 +16,11 @@ moves past their bars. An order whose time in force reaches beyond the bars know
 is simulated again when later bars exist: the simulator is causal, so the fills already
 recorded stay what they were and only later ones are added. Simulated float quantities
 are turned into exact decimals by rounding the cumulative filled quantity to
-:data:`QTY_QUANTUM`, so the fills of a filled order sum to its quantity.
+:data:`~ai_trading.brokers.sim_schedule.QTY_QUANTUM`, so the fills of a filled order sum to its quantity.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sqlite3
@@ -30,25 +29,30 @@ from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
 from ai_trading.brokers.sim_market import PanelMarket, SimMarket, utc_datetime, utc_ns
+from ai_trading.brokers.sim_schedule import PRICE_QUANTUM, schedule_orders
 from ai_trading.config import ExecutionConfig
 from ai_trading.errors import BrokerError, DuplicateOrderError, OrderRejected
 from ai_trading.execution.simulator import ExecutionSimulator
-from ai_trading.oms.broker import BrokerFill, BrokerOrder, BrokerOrderStatus, BrokerPosition, OrderRequest
-from ai_trading.types import BUY, LIMIT, MARKET, SELL, MarketPanel, OrderBatch
-from kernels.layout import S_FILLED, S_NO_DECISION_PRICE
+from ai_trading.oms.broker import (
+    BrokerFill,
+    BrokerOrder,
+    BrokerOrderStatus,
+    BrokerPosition,
+    OrderRequest,
+    SubmitOutcome,
+)
+from ai_trading.types import MarketPanel
 
 logger = logging.getLogger(__name__)
 
-QTY_QUANTUM = Decimal("0.000001")  # shares
-PRICE_QUANTUM = Decimal("0.0001")  # currency per share
-FEE_QUANTUM = Decimal("0.0001")  # currency
 BUSY_TIMEOUT_S = 30.0
+SQL_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 LAYOUT = "2"  # bar times instead of indices of one frozen panel
 
 _SCHEMA = """
@@ -77,6 +81,7 @@ CREATE TABLE IF NOT EXISTS fills (
     fee TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_fills_ts ON fills (ts);
+CREATE INDEX IF NOT EXISTS ix_fills_order ON fills (order_id);
 CREATE TABLE IF NOT EXISTS submissions (
     id INTEGER PRIMARY KEY,
     client_order_id TEXT NOT NULL,
@@ -88,13 +93,35 @@ _ORDER_COLUMNS = (
 )
 
 
-def _decimal(value: float, quantum: Decimal) -> Decimal:
-    return Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_EVEN)
-
-
-def simulator_order_id(client_order_id: str) -> int:
-    """A positive int64 derived from the client id: keys the simulator's random draws."""
-    return int.from_bytes(hashlib.sha256(client_order_id.encode()).digest()[:8], "big") >> 1
+def _broker_order(row: tuple, fills: Sequence[tuple[int, str, str]], clock: int) -> BrokerOrder:
+    """An order row as the broker reports it at ``clock``, from its fills ``(ts, qty, price)``
+    (those after the clock are not visible yet, those after a cancel never)."""
+    (order_id, cid, symbol, side, qty, order_type, limit_price, decision_ts, expire_ts, canceled_ts, rejected, _) = row
+    horizon = clock if canceled_ts is None else min(clock, canceled_ts)
+    visible = [(Decimal(fill_qty), Decimal(price)) for ts, fill_qty, price in fills if ts <= horizon]
+    filled = sum((fill_qty for fill_qty, _ in visible), Decimal(0))
+    notional = sum((fill_qty * price for fill_qty, price in visible), Decimal(0))
+    if rejected:
+        status = BrokerOrderStatus.REJECTED
+    elif filled == Decimal(qty):
+        status = BrokerOrderStatus.FILLED
+    elif canceled_ts is not None or (expire_ts is not None and clock >= expire_ts):
+        status = BrokerOrderStatus.CANCELED
+    else:
+        status = BrokerOrderStatus.PARTIALLY_FILLED if filled > 0 else BrokerOrderStatus.NEW
+    return BrokerOrder(
+        broker_order_id=f"sim-{order_id}",
+        client_order_id=cid,
+        symbol=symbol,
+        side=side,
+        qty=Decimal(qty),
+        filled_qty=filled,
+        filled_avg_price=(notional / filled).quantize(PRICE_QUANTUM) if filled else None,
+        status=status,
+        order_type=order_type,
+        limit_price=None if limit_price is None else Decimal(limit_price),
+        submitted_at=utc_datetime(decision_ts),
+    )
 
 
 @dataclass(frozen=True)
@@ -103,16 +130,6 @@ class SubmissionRecord:
 
     client_order_id: str
     accepted: bool
-
-
-@dataclass(frozen=True)
-class _Scheduled:
-    """One order's simulated fills (cumulative quantities already made exact)."""
-
-    fills: list[tuple[int, Decimal, Decimal, Decimal]]  # ts, qty, price, fee
-    expire_ts: int | None  # the last bar of its life; None while bars are still missing
-    rejected: bool
-    simulated_through: int
 
 
 class SimBroker:
@@ -254,7 +271,7 @@ class SimBroker:
             )
             for row in rows
         ]  # fmt: skip
-        for row, request, scheduled in zip(rows, requests, self._simulate(requests, [row[7] for row in rows], panel), strict=True):
+        for row, request, scheduled in zip(rows, requests, schedule_orders(self._simulator, requests, [row[7] for row in rows], panel), strict=True):
             new = [fill for fill in scheduled.fills if fill[0] > row[11]]
             self._store_fills(db, row[0], new)
             db.execute(
@@ -266,99 +283,106 @@ class SimBroker:
     # -- Broker protocol -----------------------------------------------------------------
 
     def submit(self, request: OrderRequest) -> BrokerOrder:
-        if request.symbol not in self._market.symbols:
-            raise OrderRejected(f"sim broker does not trade {request.symbol!r}: it is not among the symbols it is bound to")
-        with self._transaction() as db:
-            clock = self._clock(db)
-        panel = self._market.panel_through(clock)
-        with self._transaction(write=True) as db:
-            if self._clock(db) != clock:  # another process moved the clock meanwhile
-                clock = self._clock(db)
-                panel = self._market.panel_through(clock)
-            duplicate = db.execute(
-                "SELECT 1 FROM orders WHERE client_order_id = ?", (request.client_order_id,)
-            ).fetchone()
-            db.execute(
-                "INSERT INTO submissions (client_order_id, accepted) VALUES (?, ?)",
-                (request.client_order_id, int(duplicate is None)),
-            )
-            if duplicate is None:
-                order_id = self._book(db, request, clock, panel)
-                row = db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ?", (order_id,)).fetchone()
-                order = self._order(db, row, clock)
-        if duplicate is not None:
-            # The refusal is committed to the audit log before it is reported.
-            raise DuplicateOrderError(f"sim broker already holds an order with client_order_id {request.client_order_id}")
-        logger.info(
-            "SIM_BROKER_ORDER_ACCEPTED",
-            extra={"client_order_id": request.client_order_id, "broker_order_id": order.broker_order_id, "bar": utc_datetime(clock).isoformat()},
-        )
-        return order
+        outcome = self.submit_batch([request])[0]
+        if isinstance(outcome, BrokerOrder):
+            return outcome
+        raise outcome
 
-    def _book(self, db: sqlite3.Connection, request: OrderRequest, clock: int, panel: MarketPanel) -> int:
-        """Simulate the order from the clock bar and store it with its scheduled fills."""
-        scheduled = self._simulate([request], [clock], panel)[0]
-        cursor = db.execute(
-            "INSERT INTO orders (client_order_id, symbol, side, qty, order_type, limit_price, decision_ts, "
-            "expire_ts, canceled_ts, rejected, simulated_through) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-            (
-                request.client_order_id,
-                request.symbol,
-                request.side,
-                str(request.qty),
-                request.order_type,
-                None if request.limit_price is None else str(request.limit_price),
-                clock,
-                scheduled.expire_ts,
-                int(scheduled.rejected),
-                scheduled.simulated_through,
-            ),
-        )
-        order_id = int(cursor.lastrowid or 0)
-        self._store_fills(db, order_id, scheduled.fills)
-        return order_id
+    def submit_batch(self, requests: Sequence[OrderRequest]) -> list[SubmitOutcome]:
+        """Book ``requests`` in one SQLite transaction (one fsync) with one simulation call.
 
-    def _simulate(self, requests: Sequence[OrderRequest], decision_ts: Sequence[int], panel: MarketPanel) -> list[_Scheduled]:
-        """Each order's fills on ``panel``, decided at its bar time (no bar there: rejected)."""
-        position = np.searchsorted(panel.ts, np.asarray(decision_ts, dtype=np.int64), side="right") - 1
-        on_bar = (position >= 0) & (panel.ts[np.maximum(position, 0)] == np.asarray(decision_ts, dtype=np.int64))
-        bars = np.where(on_bar, position, 0)
-        tif = self._simulator.config.tif_bars
-        batch = OrderBatch(
-            order_id=[simulator_order_id(r.client_order_id) for r in requests],
-            symbol=[panel.symbols.index(r.symbol) for r in requests],
-            bar=bars,
-            side=[BUY if r.side == "buy" else SELL for r in requests],
-            qty=[float(r.qty) for r in requests],
-            order_type=[LIMIT if r.order_type == "limit" else MARKET for r in requests],
-            limit_price=[float(r.limit_price) if r.limit_price is not None else np.nan for r in requests],
-            tif_bars=[tif] * len(requests),
-        )
-        result = self._simulator.simulate(batch, panel)
-        last = int(panel.ts[-1])
-        scheduled = []
+        Each outcome is what one ``submit`` per request, in order, would give: the same
+        order ids, fills and audit rows (the simulator's draws are keyed per order, never
+        per batch), a duplicate id (stored before, or earlier in the batch) refused and
+        audited, an unknown symbol rejected unaudited. A crash leaves the whole batch
+        recorded or none of it.
+        """
+        outcomes: dict[int, SubmitOutcome] = {}
+        symbols = set(self._market.symbols)
         for k, request in enumerate(requests):
-            status = int(result.status[k])
-            if not on_bar[k] or status == S_NO_DECISION_PRICE:
-                scheduled.append(_Scheduled([], int(decision_ts[k]), True, last))
-                continue
-            mine = np.flatnonzero(result.fills.order_id == batch.order_id[k])
-            fills: list[tuple[int, Decimal, Decimal, Decimal]] = []
-            cumulative = Decimal(0)
-            for j, index in enumerate(mine):
-                final = j == len(mine) - 1 and status == S_FILLED
-                target = request.qty if final else min(request.qty, _decimal(float(np.sum(result.fills.qty[mine[: j + 1]])), QTY_QUANTUM))
-                if target <= cumulative:
-                    continue
-                fills.append((
-                    int(result.fills.ts[index]), target - cumulative,
-                    _decimal(result.fills.price[index], PRICE_QUANTUM), _decimal(result.fills.fee[index], FEE_QUANTUM),
-                ))  # fmt: skip
-                cumulative = target
-            complete = panel.n_bars - 1 - int(bars[k]) >= tif or status == S_FILLED
-            expire = int(panel.ts[max(int(result.last_bar[k]), int(bars[k]))]) if complete else None
-            scheduled.append(_Scheduled(fills, expire, False, last))
-        return scheduled
+            if request.symbol not in symbols:
+                outcomes[k] = OrderRejected(f"sim broker does not trade {request.symbol!r}: it is not among the symbols it is bound to")
+        candidates = [k for k in range(len(requests)) if k not in outcomes]
+        booked: list[BrokerOrder] = []
+        if candidates:
+            with self._transaction() as db:
+                clock = self._clock(db)
+            panel = self._market.panel_through(clock)
+            with self._transaction(write=True) as db:
+                if self._clock(db) != clock:  # another process moved the clock meanwhile
+                    clock = self._clock(db)
+                    panel = self._market.panel_through(clock)
+                held = self._held(db, [requests[k].client_order_id for k in candidates])
+                accepted: list[int] = []
+                for k in candidates:
+                    cid = requests[k].client_order_id
+                    if cid in held:
+                        outcomes[k] = DuplicateOrderError(f"sim broker already holds an order with client_order_id {cid}")
+                    else:
+                        held.add(cid)
+                        accepted.append(k)
+                # Refusals are committed to the audit log before they are reported.
+                db.executemany(
+                    "INSERT INTO submissions (client_order_id, accepted) VALUES (?, ?)",
+                    [(requests[k].client_order_id, int(k not in outcomes)) for k in candidates],
+                )
+                order_ids = self._book(db, [requests[k] for k in accepted], clock, panel)
+                booked = self._orders(db, self._rows_by_id(db, order_ids), clock)
+            outcomes.update(zip(accepted, booked, strict=True))
+            bar = utc_datetime(clock).isoformat()
+            for order in booked:
+                logger.info(
+                    "SIM_BROKER_ORDER_ACCEPTED",
+                    extra={"client_order_id": order.client_order_id, "broker_order_id": order.broker_order_id, "bar": bar},
+                )
+        return [outcomes[k] for k in range(len(requests))]
+
+    @staticmethod
+    def _held(db: sqlite3.Connection, client_order_ids: Sequence[str]) -> set[str]:
+        """Which of these client ids the broker already holds orders for."""
+        held: set[str] = set()
+        for start in range(0, len(client_order_ids), SQL_CHUNK):
+            chunk = client_order_ids[start : start + SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            held.update(row[0] for row in db.execute(f"SELECT client_order_id FROM orders WHERE client_order_id IN ({marks})", chunk))
+        return held
+
+    @staticmethod
+    def _rows_by_id(db: sqlite3.Connection, order_ids: Sequence[int]) -> list[tuple]:
+        """The order rows of ``order_ids``, in that order."""
+        rows: dict[int, tuple] = {}
+        for start in range(0, len(order_ids), SQL_CHUNK):
+            chunk = order_ids[start : start + SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows.update((row[0], row) for row in db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id IN ({marks})", chunk))
+        return [rows[order_id] for order_id in order_ids]
+
+    def _book(self, db: sqlite3.Connection, requests: Sequence[OrderRequest], clock: int, panel: MarketPanel) -> list[int]:
+        """Simulate the orders from the clock bar (one simulator call) and store them with
+        their scheduled fills; returns their order ids, in order."""
+        if not requests:
+            return []
+        order_ids: list[int] = []
+        for request, scheduled in zip(requests, schedule_orders(self._simulator, requests, [clock] * len(requests), panel), strict=True):
+            cursor = db.execute(
+                "INSERT INTO orders (client_order_id, symbol, side, qty, order_type, limit_price, decision_ts, "
+                "expire_ts, canceled_ts, rejected, simulated_through) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                (
+                    request.client_order_id,
+                    request.symbol,
+                    request.side,
+                    str(request.qty),
+                    request.order_type,
+                    None if request.limit_price is None else str(request.limit_price),
+                    clock,
+                    scheduled.expire_ts,
+                    int(scheduled.rejected),
+                    scheduled.simulated_through,
+                ),
+            )
+            order_ids.append(int(cursor.lastrowid or 0))
+            self._store_fills(db, order_ids[-1], scheduled.fills)
+        return order_ids
 
     @staticmethod
     def _store_fills(db: sqlite3.Connection, order_id: int, fills: Sequence[tuple[int, Decimal, Decimal, Decimal]]) -> None:
@@ -367,39 +391,18 @@ class SimBroker:
             [(order_id, ts, str(qty), str(price), str(fee)) for ts, qty, price, fee in fills],
         )
 
-    def _visible_fills(self, db: sqlite3.Connection, order_row: tuple, clock: int) -> list[tuple]:
-        horizon = clock if order_row[9] is None else min(clock, order_row[9])
-        return db.execute(
-            "SELECT id, ts, qty, price, fee FROM fills WHERE order_id = ? AND ts <= ? ORDER BY id",
-            (order_row[0], horizon),
-        ).fetchall()
-
-    def _order(self, db: sqlite3.Connection, row: tuple, clock: int) -> BrokerOrder:
-        (order_id, cid, symbol, side, qty, order_type, limit_price, decision_ts, expire_ts, canceled_ts, rejected, _) = row
-        fills = self._visible_fills(db, row, clock)
-        filled = sum((Decimal(f[2]) for f in fills), Decimal(0))
-        notional = sum((Decimal(f[2]) * Decimal(f[3]) for f in fills), Decimal(0))
-        if rejected:
-            status = BrokerOrderStatus.REJECTED
-        elif filled == Decimal(qty):
-            status = BrokerOrderStatus.FILLED
-        elif canceled_ts is not None or (expire_ts is not None and clock >= expire_ts):
-            status = BrokerOrderStatus.CANCELED
-        else:
-            status = BrokerOrderStatus.PARTIALLY_FILLED if filled > 0 else BrokerOrderStatus.NEW
-        return BrokerOrder(
-            broker_order_id=f"sim-{order_id}",
-            client_order_id=cid,
-            symbol=symbol,
-            side=side,
-            qty=Decimal(qty),
-            filled_qty=filled,
-            filled_avg_price=(notional / filled).quantize(PRICE_QUANTUM) if filled else None,
-            status=status,
-            order_type=order_type,
-            limit_price=None if limit_price is None else Decimal(limit_price),
-            submitted_at=utc_datetime(decision_ts),
-        )
+    @staticmethod
+    def _orders(db: sqlite3.Connection, rows: Sequence[tuple], clock: int) -> list[BrokerOrder]:
+        """``rows`` as the broker reports them at ``clock`` (their fills read in one query)."""
+        fills: dict[int, list[tuple[int, str, str]]] = {}
+        order_ids = [row[0] for row in rows]
+        for start in range(0, len(order_ids), SQL_CHUNK):
+            chunk = order_ids[start : start + SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT order_id, ts, qty, price FROM fills WHERE order_id IN ({marks}) ORDER BY id"
+            for order_id, ts, qty, price in db.execute(query, chunk):
+                fills.setdefault(order_id, []).append((ts, qty, price))
+        return [_broker_order(row, fills.get(row[0], []), clock) for row in rows]
 
     def cancel(self, broker_order_id: str) -> None:
         with self._transaction(write=True) as db:
@@ -409,7 +412,7 @@ class SimBroker:
             ).fetchone()
             if row is None:
                 raise BrokerError(f"sim broker has no order {broker_order_id}")
-            order = self._order(db, row, clock)
+            order = self._orders(db, [row], clock)[0]
             if not order.status.is_open:
                 raise BrokerError(f"sim broker order {broker_order_id} is {order.status}, not cancelable")
             db.execute("UPDATE orders SET canceled_ts = ? WHERE id = ?", (clock, row[0]))
@@ -425,7 +428,7 @@ class SimBroker:
     def get_order(self, client_order_id: str) -> BrokerOrder | None:
         with self._transaction() as db:
             row = db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
-            return None if row is None else self._order(db, row, self._clock(db))
+            return None if row is None else self._orders(db, [row], self._clock(db))[0]
 
     def list_open_orders(self) -> list[BrokerOrder]:
         with self._transaction() as db:
@@ -435,7 +438,7 @@ class SimBroker:
                 "AND (expire_ts IS NULL OR expire_ts > ?) ORDER BY id",
                 (clock,),
             ).fetchall()
-            orders = [self._order(db, row, clock) for row in rows]
+            orders = self._orders(db, rows, clock)
         return [order for order in orders if order.status.is_open]
 
     def list_fills(self, since: datetime | None = None) -> list[BrokerFill]:
@@ -493,4 +496,4 @@ class SimBroker:
         with self._transaction() as db:
             clock = self._clock(db)
             rows = db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY id").fetchall()
-            return [self._order(db, row, clock) for row in rows]
+            return self._orders(db, rows, clock)

@@ -8,17 +8,22 @@ Every adapter keeps the two promises reconciliation relies on: ``submit`` refuse
 ``client_order_id`` it has seen before with :class:`~ai_trading.errors.DuplicateOrderError`,
 and an outcome it cannot know (the request may have reached the broker) raises
 :class:`~ai_trading.errors.UnknownOutcomeError`, to be resolved with ``get_order``.
+
+A broker that can take many orders in one request also implements :class:`BatchBroker`;
+:func:`submit_many` sends through it when present and otherwise one ``submit`` per order,
+which is what a broker without a batch endpoint (Alpaca) really does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
-from ai_trading.errors import OrderValidationError
+from ai_trading.errors import BrokerError, DuplicateOrderError, OrderValidationError
 
 SIDES: tuple[str, ...] = ("buy", "sell")
 ORDER_TYPES: tuple[str, ...] = ("market", "limit")
@@ -163,3 +168,34 @@ class Broker(Protocol):
     def positions(self) -> list[BrokerPosition]:
         """Net positions held at the broker (non-zero only)."""
         ...
+
+
+SubmitOutcome: TypeAlias = BrokerOrder | DuplicateOrderError | BrokerError
+"""One order's answer to a submission: the accepted order, or the error ``submit`` would
+have raised for it (duplicate id, :class:`~ai_trading.errors.OrderRejected`,
+:class:`~ai_trading.errors.UnknownOutcomeError`, ...)."""
+
+
+@runtime_checkable
+class BatchBroker(Protocol):
+    """A broker that takes many orders in one request (optional, beside :class:`Broker`)."""
+
+    def submit_batch(self, requests: Sequence[OrderRequest]) -> list[SubmitOutcome]:
+        """Place every order of ``requests``; one outcome per request, in order, each the
+        same as that request's single ``submit`` would give (a duplicate id refused per
+        order). Raises only when the request as a whole failed (every outcome unknown)."""
+        ...
+
+
+def submit_many(broker: Broker, requests: Sequence[OrderRequest]) -> list[SubmitOutcome]:
+    """Submit ``requests`` through ``broker``'s batch capability when it has one, else one
+    ``submit`` after another, each outcome caught per order; outcomes in request order."""
+    if isinstance(broker, BatchBroker):
+        return broker.submit_batch(requests)
+    outcomes: list[SubmitOutcome] = []
+    for request in requests:
+        try:
+            outcomes.append(broker.submit(request))
+        except (DuplicateOrderError, BrokerError) as exc:
+            outcomes.append(exc)
+    return outcomes

@@ -17,10 +17,11 @@ order that does not bring its symbol's exposure closer to flat; a refused intent
 but never sent, becomes REJECTED with the reason. Cancels always pass.
 
 :meth:`OrderManager.submit_batch` takes a rebalance's intents through the same steps with
-one transaction for all CREATED rows (with the rebalance record), one for all claims and
-one for all acknowledgements; only the sends are one per order. The optional
-``checkpoint`` callback is invoked with a :class:`Checkpoint` name at each step boundary
-(operators hook metrics or tracing there; the crash-injection tests kill the process there).
+one transaction for all CREATED rows (with the rebalance record), one for all claims, one
+broker send after one read of the trading state when the broker takes batches (one of each
+per order otherwise) and one for all acknowledgements. The optional ``checkpoint``
+callback is invoked with a :class:`Checkpoint` name at each step boundary (operators hook
+metrics or tracing there; the crash-injection tests kill the process there).
 
 :meth:`OrderManager.submit_flatten` is the one path past ``HALTED`` (an operator must be
 able to close positions while halted, NautilusTrader issue #4761): only ``flatten``
@@ -49,9 +50,10 @@ from ai_trading.errors import (
     IllegalTransition,
     ReconciliationError,
     TradingBlocked,
+    UnknownOutcomeError,
 )
 from ai_trading.oms.adoption import oms_positions
-from ai_trading.oms.broker import Broker, BrokerOrder, BrokerOrderStatus
+from ai_trading.oms.broker import BatchBroker, Broker, BrokerOrder, BrokerOrderStatus, SubmitOutcome, submit_many
 from ai_trading.oms.engine import connect, transaction
 from ai_trading.oms.idempotency import PREFIX, build_client_order_id, signal_hash
 from ai_trading.oms.intent_store import IntentStore
@@ -65,7 +67,7 @@ from ai_trading.oms.models import (
     reduces_exposure,
     utc_now,
 )
-from ai_trading.oms.reconcile import Reconciler, ReconciliationReport
+from ai_trading.oms.reconcile import Reconciler, ReconciliationReport, order_request
 from ai_trading.oms.schema import flatten_audit
 from ai_trading.oms.trading_state import TradingStateStore
 
@@ -348,34 +350,64 @@ class OrderManager:
 
     def submit_batch(self, intents: Sequence[OrderIntent], rebalance: RebalanceRecord | None = None) -> list[OrderIntent]:
         """Persist ``intents`` (and their ``rebalance``) in one transaction, claim them in a
-        second, send each once, acknowledge all in a third; returns them as stored after.
+        second, send them, acknowledge them in a third; returns them as stored after, in order.
 
-        Crash-safe like :meth:`submit`: a crash between the steps leaves CREATED or
-        SUBMITTED intents that a repeated call (same ids) or reconciliation resolves.
+        A broker with a batch capability (:class:`~ai_trading.oms.broker.BatchBroker`) gets
+        every claimed order in one send, and the trading state is read once, after the
+        claims are committed and immediately before that send. That keeps the kill switch's
+        guarantee: the batch is one send, so every order the broker accepts was sent after
+        that read; a halt committed before it refuses the whole batch (each intent
+        REJECTED, nothing sent), and a halt committed after it came after the orders were
+        on their way, exactly as for a single :meth:`submit`. A broker without one gets one
+        send per order, each after its own read of the state (its sends take time, and a
+        halt committed meanwhile must stop the rest). Each order's outcome (accepted,
+        duplicate id, rejected, unknown) is resolved by the single path's code. Crash-safe
+        like :meth:`submit`: a crash between the steps leaves CREATED or SUBMITTED intents
+        that a repeated call (same ids) or reconciliation resolves.
         """
         self._require_trading()
         stored = self._store.create_batch(intents, rebalance=rebalance).intents
         self._reach(Checkpoint.AFTER_CREATED)
         claimed = self._store.claim_batch(stored)
         self._reach(Checkpoint.AFTER_SUBMITTED)
+        done: dict[str, OrderIntent] = {}
         acks: list[tuple[OrderIntent, str]] = []
         exposure: dict[str, Decimal] = {}
-        for intent in claimed:
-            refusal = self._refusal(intent, self._trading_state.get(self._account).state, exposure)
-            if refusal is not None:
-                self._store.transition(intent, IntentState.REJECTED, error=refusal)
+        sends = [claimed] if isinstance(self._broker, BatchBroker) else [[intent] for intent in claimed]
+        for send in sends:
+            state = self._trading_state.get(self._account).state
+            sending: list[OrderIntent] = []
+            for intent in send:
+                refusal = self._refusal(intent, state, exposure)
+                if refusal is None:
+                    sending.append(intent)
+                else:
+                    done[intent.client_order_id] = self._store.transition(intent, IntentState.REJECTED, error=refusal)
+            if not sending:
                 continue
-            order = self._reconciler.deliver(intent)
-            if order is None:
-                continue
+            outcomes = self._send(sending)
             self._reach(Checkpoint.AFTER_SEND)
-            if order.status in (BrokerOrderStatus.REJECTED, BrokerOrderStatus.CANCELED):
-                self._adopt(intent, order)
-            else:
-                acks.append((intent, order.broker_order_id))
-        self._store.acknowledge_batch(acks)
-        logger.info("OMS_BATCH_SUBMITTED", extra={"intents": len(intents), "claimed": len(claimed), "acked": len(acks)})
-        return [self._current(intent.client_order_id) for intent in intents]
+            for intent, outcome in zip(sending, outcomes, strict=True):
+                order = self._reconciler.resolve(intent, outcome)
+                if order is None:
+                    continue
+                if order.status in (BrokerOrderStatus.REJECTED, BrokerOrderStatus.CANCELED):
+                    self._adopt(intent, order)
+                else:
+                    acks.append((intent, order.broker_order_id))
+        done.update((intent.client_order_id, intent) for intent in self._store.acknowledge_batch(acks))
+        logger.info("OMS_BATCH_SUBMITTED", extra={"intents": len(intents), "claimed": len(claimed), "acked": len(acks), "sends": len(sends)})
+        # Intents another process holds, or that moved on past what was recorded here, are read back.
+        return [done.get(intent.client_order_id) or self._current(intent.client_order_id) for intent in intents]
+
+    def _send(self, intents: Sequence[OrderIntent]) -> list[SubmitOutcome]:
+        """One broker send for ``intents``; a failure of the send as a whole leaves every
+        order's outcome unknown (resolved by looking each up, as after a single send)."""
+        try:
+            return submit_many(self._broker, [order_request(intent) for intent in intents])
+        except BrokerError as exc:
+            unknown = UnknownOutcomeError(f"the batch send of {len(intents)} orders failed: {exc}")
+            return [unknown] * len(intents)
 
     def _adopt(self, intent: OrderIntent, order: BrokerOrder) -> None:
         try:

@@ -29,7 +29,7 @@ from typing import Any
 from ai_trading.config import ManagerConfig, RiskConfig
 from ai_trading.errors import BrokerError, ConcurrencyConflict, DuplicateOrderError, OrderRejected
 from ai_trading.oms.adoption import AdoptionStore, with_adopted
-from ai_trading.oms.broker import Broker, BrokerFill, BrokerOrder, BrokerOrderStatus, OrderRequest
+from ai_trading.oms.broker import Broker, BrokerFill, BrokerOrder, BrokerOrderStatus, OrderRequest, SubmitOutcome
 from ai_trading.oms.idempotency import is_client_order_id
 from ai_trading.oms.intent_store import IntentStore
 from ai_trading.oms.models import TRANSITIONS, Fill, IntentState, OrderIntent, utc_now
@@ -175,27 +175,36 @@ class Reconciler:
     # -- sending -------------------------------------------------------------------------
 
     def deliver(self, intent: OrderIntent) -> BrokerOrder | None:
-        """Send a SUBMITTED intent once and resolve the outcome; None when it is not at the broker.
+        """Send a SUBMITTED intent once and :meth:`resolve` the outcome."""
+        outcome: SubmitOutcome
+        try:
+            outcome = self._broker.submit(order_request(intent))
+        except (DuplicateOrderError, BrokerError) as exc:
+            outcome = exc
+        return self.resolve(intent, outcome)
+
+    def resolve(self, intent: OrderIntent, outcome: SubmitOutcome) -> BrokerOrder | None:
+        """The broker's order after a send of ``intent``; None when it is not at the broker.
 
         A duplicate-id refusal or an unknown outcome is resolved by looking the order up by
-        its client_order_id; a definite rejection moves the intent to REJECTED.
+        its client_order_id; a definite rejection moves the intent to REJECTED. Serves the
+        single send and each order of a batch send alike.
         """
         cid = intent.client_order_id
-        try:
-            return self._broker.submit(order_request(intent))
-        except DuplicateOrderError:
+        if isinstance(outcome, BrokerOrder):
+            return outcome
+        if isinstance(outcome, DuplicateOrderError):
             logger.info("OMS_DUPLICATE_REPLY", extra={"client_order_id": cid})
             order = self._broker.get_order(cid)
             if order is None:
-                raise BrokerError(f"broker refused {cid} as a duplicate but does not return it by client_order_id") from None
+                raise BrokerError(f"broker refused {cid} as a duplicate but does not return it by client_order_id")
             return order
-        except OrderRejected as exc:
-            self._store.transition(intent, S.REJECTED, error=str(exc))
-            logger.warning("OMS_ORDER_REJECTED", extra={"client_order_id": cid, "error": str(exc)})
+        if isinstance(outcome, OrderRejected):
+            self._store.transition(intent, S.REJECTED, error=str(outcome))
+            logger.warning("OMS_ORDER_REJECTED", extra={"client_order_id": cid, "error": str(outcome)})
             return None
-        except BrokerError as exc:
-            logger.warning("OMS_SEND_OUTCOME_UNKNOWN", extra={"client_order_id": cid, "error": str(exc)})
-            return self._broker.get_order(cid)
+        logger.warning("OMS_SEND_OUTCOME_UNKNOWN", extra={"client_order_id": cid, "error": str(outcome)})
+        return self._broker.get_order(cid)
 
     def acknowledge(self, intent: OrderIntent, order: BrokerOrder) -> OrderIntent:
         """SUBMITTED -> ACKED (or REJECTED) once the broker reports the order."""
