@@ -507,7 +507,8 @@ class AlertsConfig:
     file does not set them.
 
     :param routes_file: TOML file of the routing tree, receivers and inhibition rules
-        (format in the README, example in ``examples/alerts.toml``); None routes nothing
+        (format in the README, example in ``examples/alerts.toml``); None: alerts are
+        recorded in the outbox under the receiver ``unrouted`` and logged, never sent
     :param external_url: this system's URL, sent as ``externalURL`` in every payload
     :param group_wait_s: wait before a new group's first notification (30 s)
     :param group_interval_s: wait before notifying a group's changes (5 min)
@@ -558,6 +559,18 @@ class AlertsConfig:
         period; 3: a one-in-a-thousand shortfall for a model that still works)
     :param rollback_drawdown_multiple: roll back when the trailing window's maximum drawdown
         exceeds this multiple of the model's signed out-of-sample maximum drawdown
+    :param loop_auto_rollback: the trading loop feeds its trailing returns to the automatic
+        rollback (off by default: a replay of history must not roll the registry back
+        unless asked; turn it on for paper and live trading)
+    :param risk_denials_per_bar: a bar whose rebalance the risk checks denied more orders
+        than this raises ``RiskDenialsHigh`` (10: a limit that binds on a whole rebalance
+        says the sizing and the limits disagree, not that one order was too large)
+    :param risk_denials_for_s: too many risk denials fire after this long
+    :param reject_rate_window_orders: the reject rate is the share of the last this many
+        orders sent that the broker rejected
+    :param loop_shutdown_delivery_s: how long a stopping trading loop waits for its last
+        notifications to be delivered (what is not delivered by then stays in the outbox
+        for ``ai-trading alerts deliver``)
     """
 
     routes_file: Path | None = None
@@ -592,6 +605,11 @@ class AlertsConfig:
     rollback_window_bars: int = 63
     rollback_sharpe_z: float = 3.0
     rollback_drawdown_multiple: float = 2.0
+    loop_auto_rollback: bool = False
+    risk_denials_per_bar: int = 10
+    risk_denials_for_s: float = 0.0
+    reject_rate_window_orders: int = 100
+    loop_shutdown_delivery_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -605,12 +623,28 @@ class RuntimeConfig:
         state, cost model, execution log); default ``<user data dir>/replays``
     :param horizon: the CIDv2 horizon of the loop's decisions (one rebalance per bar)
     :param progress_interval_s: seconds between progress lines on a terminal's stderr
+    :param history_bars: bars a paper or live run fetches before its first decision when
+        the store lacks them (300: a year of daily bars covers the demo's and most
+        models' lookbacks; the ``history`` gate says when a model needs more)
+    :param feed_poll_interval_s: after a bar's close, how often a paper or live run asks
+        the market-data API for it while it is missing (5 s: Alpaca publishes a bar within
+        seconds of its close; its rate limit is 200 requests a minute)
+    :param partial_bar_wait_s: after a close, how long to wait for symbols whose bar is
+        still missing before trading on those that have it (the others hold): an illiquid
+        symbol may have no trade, hence no bar, in a minute
+    :param max_clock_skew_s: the largest difference between this machine's clock and
+        Alpaca's ``/v2/clock`` a paper or live run starts with (bar closes are waited for
+        by the local clock)
     """
 
     initial_cash: float = 100_000.0
     runs_dir: Path = field(default_factory=lambda: default_data_dir() / "replays")
     horizon: str = "1bar"
     progress_interval_s: float = 2.0
+    history_bars: int = 300
+    feed_poll_interval_s: float = 5.0
+    partial_bar_wait_s: float = 10.0
+    max_clock_skew_s: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 # One entry per subcommand module, in the order `ai-trading --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "sim", "db", "keys", "manifest", "walkforward", "data", "oms", "govern", "train", "registry", "ml", "alerts", "risk", "kill",
-    "replay", "tca",
+    "replay", "paper", "live", "tca",
 )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from ai_trading.commands import add_config_option, expected_schema_hash
 
 if TYPE_CHECKING:
     from ai_trading.artifacts import Trust
+    from ai_trading.artifacts.admission import Admission, PromotionGate
     from ai_trading.artifacts.registry import ModelRegistry, ModelSlots
     from ai_trading.config import AppConfig
 
@@ -73,12 +74,41 @@ def _open(args: argparse.Namespace) -> tuple[AppConfig, ModelRegistry, Trust]:
     return config, ModelRegistry.from_config(config.artifacts), Trust.from_config(config.artifacts)
 
 
+class _RecordingGate:
+    """The kind's gate, keeping its verdict for the alert a rejection raises."""
+
+    def __init__(self, gate: PromotionGate) -> None:
+        self._gate = gate
+        self.admission: Admission | None = None
+
+    def admit(self, source: Path, trust: Trust, expected_feature_schema_hash: str) -> Admission:
+        self.admission = self._gate.admit(source, trust, expected_feature_schema_hash)
+        return self.admission
+
+
+def _alert_rejection(config: AppConfig, registry: ModelRegistry, admission: Admission) -> None:
+    """``GovernanceGateFailed`` through the outbox: critical when the rejected artifact is
+    the one the registry has current (the model trading now), a warning for a candidate."""
+    from ai_trading.monitoring.notify import governance_alerts, notify
+
+    slots = registry.show().get(admission.model)
+    current = slots is not None and slots.current.manifest_sha256 == admission.chosen.manifest_sha256
+    notify(config, governance_alerts(config.alerts, admission.model, admission.kind, admission.rejections, current=current))
+
+
 def _promote(args: argparse.Namespace) -> int:
+    from ai_trading.errors import PromotionRejected
     from ai_trading.models.gates import gate_for
 
     config, registry, trust = _open(args)
     schema_hash = expected_schema_hash(args.feature_schema_hash)
-    result = registry.promote(args.source, trust, schema_hash, gate_for(args.source, config, args.seed), force=args.force)
+    gate = _RecordingGate(gate_for(args.source, config, args.seed))
+    try:
+        result = registry.promote(args.source, trust, schema_hash, gate, force=args.force)
+    except PromotionRejected:
+        if gate.admission is not None and gate.admission.rejections:
+            _alert_rejection(config, registry, gate.admission)
+        raise
     if not result.changed:
         print(f"{result.model}: {result.choice} of {args.source} is already the current model; nothing changed")
         return 0

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -16,6 +17,7 @@ from ai_trading.commands import add_config_option, split_list
 
 if TYPE_CHECKING:
     from ai_trading.runtime.loop import StepReport
+    from ai_trading.runtime.session import TradingSession
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 class _StopRequest:
-    """SIGINT/SIGTERM set a flag the loop reads between bars: the current bar finishes."""
+    """SIGINT/SIGTERM set a flag the loop reads between bars (the current bar finishes)
+    and a real-time clock reads while it waits (it returns within a second)."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -52,8 +55,9 @@ class _StopRequest:
 class _Progress:
     """A line on a terminal's stderr every ``interval_s``."""
 
-    def __init__(self, total: int, interval_s: float) -> None:
-        self._total = total
+    def __init__(self, mode: str, total: int | None, interval_s: float) -> None:
+        self._mode = mode
+        self._total = "" if total is None else f", {total} in the range"
         self._interval = interval_s
         self._last = time.monotonic()
         self._done = 0
@@ -65,21 +69,51 @@ class _Progress:
             from ai_trading.brokers.sim_market import utc_datetime
 
             self._last = now
-            day = utc_datetime(report.tick.bar_ts).date().isoformat()
-            print(f"replay: bar {day} ({self._done} since this start, {self._total} in the range), orders {report.cursor.orders}, "
+            bar = utc_datetime(report.tick.bar_ts)
+            shown = bar.date().isoformat() if bar.hour == bar.minute == 0 else bar.isoformat(timespec="minutes")
+            print(f"{self._mode}: bar {shown} ({self._done} since this start{self._total}), orders {report.cursor.orders}, "
                   f"equity {report.equity:,.0f}", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def run_trading_command(
+    mode: str, open_run: Callable[[Callable[[], bool]], TradingSession], run_dir: Path, as_json: bool, progress_interval_s: float
+) -> int:
+    """Open a run (``open_run(stop)`` passes its gates), trade until its clock ends or a
+    signal, print the summary; the one Ctrl-C and summary behaviour of replay, paper and live."""
+    from ai_trading.runtime.session import run_session
+    from ai_trading.runtime.summary import run_summary
+
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        session = open_run(stop.requested)
+        try:
+            if not as_json:
+                print(f"{mode} {session.identity.name} v{session.identity.version} over {len(session.universe)} symbols "
+                      f"into {run_dir}", file=sys.stderr)  # fmt: skip
+            progress = _Progress(mode, session.timing.planned_bars, progress_interval_s) if sys.stderr.isatty() else None
+            stopped = run_session(session, stop.requested, progress)
+            summary = run_summary(session.state, session.manager.store, session.identity.name, session.initial_cash, stopped)
+        finally:
+            session.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if as_json:
+        print(json.dumps(summary.to_dict() | {"run_dir": str(run_dir), "mode": mode}, indent=2, sort_keys=True, default=str))
+    else:
+        print("\n".join(summary.lines()))
+        print(f"run directory: {run_dir} (execution log: execution_log.parquet; `ai-trading tca --run {run_dir}`)")
+    if stopped:
+        print(f"{mode} stopped by signal {stop.signal} at bar {summary.last_bar or 'none'} after {summary.orders} orders; "
+              "run the same command to resume", file=sys.stderr)  # fmt: skip
+    return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
     from ai_trading.config import load_config
     from ai_trading.data.store import open_store
-    from ai_trading.runtime.replay import (
-        ReplayRequest,
-        default_run_dir,
-        open_replay,
-        run_replay,
-    )
-    from ai_trading.runtime.summary import run_summary
+    from ai_trading.runtime.replay import ReplayRequest, default_run_dir, open_replay
 
     config = load_config(args.config)
     if args.db is not None:
@@ -87,29 +121,7 @@ def _replay(args: argparse.Namespace) -> int:
     symbols = split_list(args.symbols)
     run_dir = args.out if args.out is not None else default_run_dir(config, args.model, args.start, args.end)
     request = ReplayRequest(args.model, args.start, args.end, None if symbols is None else tuple(symbols), args.frequency, run_dir, args.dsn)
-    stop = _StopRequest()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with open_store(config.data, builtin=args.db is None) as store:
-            session = open_replay(config, request, store)
-            try:
-                if not args.json:
-                    print(f"replay {session.identity.name} v{session.identity.version} over {len(session.universe)} symbols "
-                          f"into {run_dir}", file=sys.stderr)  # fmt: skip
-                progress = _Progress(session.clock.bar_times.size, config.runtime.progress_interval_s) if sys.stderr.isatty() else None
-                stopped = run_replay(session, stop.requested, progress)
-                summary = run_summary(session.state, session.manager.store, session.identity.name, session.initial_cash, stopped)
-            finally:
-                session.close()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if args.json:
-        print(json.dumps(summary.to_dict() | {"run_dir": str(run_dir)}, indent=2, sort_keys=True, default=str))
-    else:
-        print("\n".join(summary.lines()))
-        print(f"run directory: {run_dir} (execution log: execution_log.parquet; `ai-trading tca --run {run_dir}`)")
-    if stopped:
-        print(f"replay stopped by signal {stop.signal} at bar {summary.last_bar or 'none'} after {summary.orders} orders; "
-              "run the same command to resume", file=sys.stderr)  # fmt: skip
-    return 0
+    with open_store(config.data, builtin=args.db is None) as store:
+        return run_trading_command(
+            "replay", lambda stop: open_replay(config, request, store), run_dir, args.json, config.runtime.progress_interval_s
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from ai_trading.features import FeatureBuilder
     from ai_trading.models.registry_loading import load_policy
     from ai_trading.models.ridge import RidgePolicy
+    from ai_trading.monitoring.notify import evaluation_alerts, notify
 
     config = override(load_config(args.config), "data", db_path=args.db)
     config = override(override(config, "execution", seed=args.seed), "evaluation", folds=args.folds)
@@ -96,10 +98,12 @@ def run(args: argparse.Namespace) -> int:
     if policy is not None and symbols is None:
         symbols = list(policy.universe)
     panel = market_panel(args, config, symbols)
+    started = time.monotonic()
     if isinstance(policy, RidgePolicy):  # cross-sectional: the loaded ridge predicts any symbols' features
         report = evaluate_walkforward(panel, config, builder, policy.model, alphas)
     else:
         report = evaluate_walkforward(panel, config, builder, None, alphas, policy=policy)
+    notify(config, evaluation_alerts(config.alerts, f"walkforward {args.name}", report.anomalies, time.monotonic() - started))
     document = report.to_dict()
     if signer is not None:
         document["written"] = [str(p) for p in write_evaluation(report, args.out, signer, args.name)]

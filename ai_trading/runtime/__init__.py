@@ -4,17 +4,23 @@ from ai_trading.runtime.clock import Clock, ReplayClock, Tick
 from ai_trading.runtime.feed import BarFeed, StoredBarFeed
 from ai_trading.runtime.loop import LoopOutcome, ModelIdentity, StepReport, TradingLoop
 from ai_trading.runtime.run_state import Cursor, RunState
+from ai_trading.runtime.sessions import ScheduledBar, Session
+from ai_trading.runtime.wall_clock import DataStatus, WallClock
 
 __all__ = [
     "BarFeed",
     "Clock",
     "Cursor",
+    "DataStatus",
     "LoopOutcome",
     "ModelIdentity",
     "ReplayClock",
     "RunState",
+    "ScheduledBar",
+    "Session",
     "StepReport",
     "StoredBarFeed",
     "Tick",
     "TradingLoop",
+    "WallClock",
 ]

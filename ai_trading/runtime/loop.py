@@ -13,6 +13,19 @@ broker differ. One step, for the bar close ``t`` the clock gives:
 6. the engine nets, rounds, risk-checks, writes ahead and sends the rebalance;
 7. record the sent orders, the marked book and the cursor (one transaction).
 
+**Alerts and the registry.** With a :class:`~ai_trading.runtime.monitor.Monitor` the loop
+raises alerts where the events happen: after the poll (broker unreachable, reconciliation
+report, cost spikes of the new fills; before deciding, so a kill switch they engage stops
+this bar's orders already), after the rebalance (reject rate, risk denials) and at the
+end of the step (its duration against its budget); then it pumps the alert pipeline. A
+:class:`~ai_trading.errors.BrokerError` on the poll or the send does not end the run: the
+bar's decision is skipped (written-ahead intents of a failed send are resolved by the next
+poll's reconciliation, under their own ids), the book is marked from the fills known, and
+``BrokerUnreachable`` fires once it has lasted its ``for`` duration. With a
+:class:`~ai_trading.runtime.model_watch.ModelWatch` the loop first checks, at every bar,
+whether the registry's current model changed and switches to it (verified load) before
+deciding, and feeds its returns to the automatic rollback.
+
 **Crash-only.** Every step is recomputed from durable state: the cursor says which bar is
 next, the OMS and the broker hold the orders, the run state holds the applied fills. A
 step interrupted anywhere is done again from the start: the decision is the same (same
@@ -23,26 +36,34 @@ bars, same book), so the engine finds the same client order ids and sends nothin
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ai_trading.brokers.sim_market import StoreMarket, utc_datetime
 from ai_trading.data.store import MarketDataStore
+from ai_trading.errors import BrokerError
 from ai_trading.execution.engine import DecisionContext, ExecutionEngine, MarketSnapshot, RebalanceResult
 from ai_trading.execution.parameters import panel_volatility_bps
 from ai_trading.execution.pnl import forward_filled_close
 from ai_trading.features import FeatureBuilder
 from ai_trading.models.policy import MarketWindow, Policy, PortfolioState, panel_rows
 from ai_trading.oms.manager import OrderManager
+from ai_trading.oms.models import IntentState
+from ai_trading.oms.reconcile import ReconciliationReport
 from ai_trading.runtime.clock import Clock, Tick
 from ai_trading.runtime.feed import BarFeed
 from ai_trading.runtime.fill_feedback import FillFeedback
+from ai_trading.runtime.monitor import Monitor, cost_observations
 from ai_trading.runtime.run_state import Cursor, PlannedOrderRecord, RunState
 from ai_trading.types import FloatArray, MarketPanel
+
+if TYPE_CHECKING:  # it builds on this module
+    from ai_trading.runtime.model_watch import ModelWatch
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +127,7 @@ class TradingLoop:
     :param initial_cash: the account's cash before its first fill
     :param horizon: the CIDv2 horizon of every decision
     :param broker_clock: a simulated broker's clock, moved to each bar; None for a real one
+    :param timer: seconds of a monotonic clock (a step's duration against its budget)
     """
 
     def __init__(
@@ -127,6 +149,7 @@ class TradingLoop:
         horizon: str,
         halflife_bars: float,
         broker_clock: BrokerClock | None = None,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._clock = clock
         self._feed = feed
@@ -145,6 +168,29 @@ class TradingLoop:
         self._halflife = halflife_bars
         self._broker_clock = broker_clock
         self._window = window_bars(policy)
+        self._timer = timer
+        self._monitor: Monitor | None = None
+        self._watch: ModelWatch | None = None
+
+    def attach(self, monitor: Monitor | None, watch: ModelWatch | None = None) -> None:
+        """Raise alerts through ``monitor`` and follow the registry through ``watch`` (a
+        model traded by registry name) from the next step on; the runtime attaches them
+        once the start-up gates passed."""
+        self._monitor = monitor
+        self._watch = watch
+
+    @property
+    def model(self) -> ModelIdentity:
+        """The model deciding now (it changes when the registry's current model does)."""
+        return self._model
+
+    @property
+    def builder(self) -> FeatureBuilder:
+        return self._builder
+
+    @property
+    def frequency(self) -> str:
+        return self._frequency
 
     def run(self, stop: Callable[[], bool] = lambda: False, on_step: Callable[[StepReport], None] | None = None) -> LoopOutcome:
         """Step through the clock's bar closes from where the run state says it stopped,
@@ -161,15 +207,31 @@ class TradingLoop:
 
     def step(self, tick: Tick) -> StepReport:
         """One bar close (idempotent: repeating it after a crash sends nothing twice)."""
+        started = self._timer()
+        if self._watch is not None and self._watch.changed():
+            self._switch_model(tick.bar_ts)
         bars = self._feed.new_bars(tick.bar_ts)
         if bars is not None and bars.num_rows:
             self._store.write_source(bars, self._feed.source, self._frequency)
         when = utc_datetime(tick.bar_ts)
         if self._broker_clock is not None:
             self._broker_clock.advance_to(when)
-        self._manager.poll()
+        broker_error: BrokerError | None = None
+        polled: ReconciliationReport | None = None
+        try:
+            polled = self._manager.poll()
+        except BrokerError as exc:
+            broker_error = exc
+            logger.error("LOOP_BROKER_UNREACHABLE", extra={"bar": when.isoformat(), "during": "poll", "error": str(exc)})
+        last_fill = self._state.last_oms_fill_id()
         full = self._market.panel_through(tick.bar_ts)
         applied = self._feedback.apply(full)
+        if self._monitor is not None:
+            if broker_error is not None:  # judged now: a kill switch acts before the decision
+                self._monitor.broker(broker_error)
+            if polled is not None:
+                self._monitor.reconciliation(polled)
+            self._monitor.costs(cost_observations(self._state, last_fill) if applied else [])
         end = int(np.searchsorted(full.ts, tick.bar_ts, side="right"))
         panel = panel_rows(full, max(0, end - self._window), end)
         marks = forward_filled_close(panel)[-1]
@@ -178,23 +240,54 @@ class TradingLoop:
         value = shares * marks
         equity = cash + float(value.sum())
         records: list[PlannedOrderRecord] = []
-        denials = 0
-        if tick.trade:
-            result = self._rebalance(panel, full, end - 1, cash, shares, value, equity, when)
-            records = [
-                PlannedOrderRecord(
-                    o.intent.client_order_id, o.intent.symbol, o.intent.side.sign, float(o.intent.qty), tick.bar_ts,
-                    o.decision_price, o.expected_cost_bps,
-                )
-                for o in result.plan.orders
-            ]  # fmt: skip
-            denials = len(result.plan.denials)
+        denials = sent = rejected = 0
+        if polled is not None:
+            rejected = sum(1 for _, _, to in polled.adopted if to == IntentState.REJECTED.value)
+        if tick.trade and broker_error is None:
+            try:
+                result = self._rebalance(panel, full, end - 1, cash, shares, value, equity, when)
+            except BrokerError as exc:
+                broker_error = exc
+                logger.error("LOOP_BROKER_UNREACHABLE", extra={"bar": when.isoformat(), "during": "send", "error": str(exc)})
+            else:
+                sent = len(result.intents)
+                rejected += sum(1 for intent in result.intents if intent.state is IntentState.REJECTED)
+                records = self._records(result, tick.bar_ts)
+                denials = len(result.plan.denials)
         cursor = self._state.finish_bar(tick.bar_ts, records, denials, cash, equity, float(np.abs(value).sum()))
+        if self._monitor is not None:
+            if polled is not None:  # the poll reached the broker: the send decides
+                self._monitor.broker(broker_error)
+            self._monitor.orders(sent, rejected)
+            self._monitor.risk_denials(denials)
+        if self._watch is not None:
+            self._watch.check_live(self._state)
+        if self._monitor is not None:
+            self._monitor.step_took(self._timer() - started)
+            self._monitor.pump()
         logger.info(
             "LOOP_BAR_DONE",
             extra={"bar": when.isoformat(), "fills": applied, "orders": len(records), "denials": denials, "equity": round(equity, 2)},
         )
         return StepReport(tick, applied, len(records), denials, equity, cursor)
+
+    @staticmethod
+    def _records(result: RebalanceResult, bar_ts: int) -> list[PlannedOrderRecord]:
+        return [
+            PlannedOrderRecord(
+                o.intent.client_order_id, o.intent.symbol, o.intent.side.sign, float(o.intent.qty), bar_ts,
+                o.decision_price, o.expected_cost_bps,
+            )
+            for o in result.plan.orders
+        ]  # fmt: skip
+
+    def _switch_model(self, bar_ts: int) -> None:
+        """Trade the registry's current model from this bar on (verified load, recorded, announced)."""
+        assert self._watch is not None
+        self._policy, self._model, announced = self._watch.switch(bar_ts, tuple(self._policy.universe))
+        self._window = window_bars(self._policy)
+        if self._monitor is not None:
+            self._monitor.raise_alerts([announced])
 
     def _rebalance(
         self, panel: MarketPanel, full: MarketPanel, t_full: int, cash: float, shares: FloatArray, value: FloatArray, equity: float, when: datetime

@@ -8,6 +8,12 @@ Faults are scripted per request: ``server.fault("POST", "/v2/orders", "accept_th
 makes the next matching request misbehave once (actions: ``status:<code>``,
 ``sleep:<seconds>``, ``accept_then_drop``, ``accept_then_sleep:<seconds>``,
 ``retry_after:<seconds>``: a 429 with that ``Retry-After`` header).
+
+Time: by default the server stamps orders and fills with the real time. ``set_time`` gives it
+a time of its own (moved by ``advance``): ``GET /v2/clock`` answers from it and the trading
+calendar (``set_sessions``; ``GET /v2/calendar``), orders and fills are stamped with it, and a
+bar added with ``visible_from`` is served only from that moment on (a bar is published
+once it closed). ``POST /_test/advance?seconds=S`` moves that time from another process.
 """
 
 from __future__ import annotations
@@ -20,20 +26,36 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 KEY_ID = "test-key-id"
 TIMEFRAMES = re.compile(r"^([1-9]|[1-5][0-9])Min$|^([1-9]|1[0-9]|2[0-3])Hour$|^1Day$")
 VALID_SYMBOL = re.compile(r"^[A-Z][A-Z.]{0,9}$")
 SECRET_KEY = "test-secret-key-do-not-log"
+NEW_YORK = ZoneInfo("America/New_York")
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class FakeSession:
+    """A session of the fake calendar, in New York time as Alpaca lists it."""
+
+    day: date
+    open: str = "09:30"
+    close: str = "16:00"
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        opens, closes = (datetime.combine(self.day, clock_time.fromisoformat(t), NEW_YORK) for t in (self.open, self.close))
+        return opens.astimezone(UTC), closes.astimezone(UTC)
 
 
 @dataclass
@@ -46,6 +68,53 @@ class AlpacaState:
     bars_page_size: int = 10_000
     faults: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: datetime | None = None
+    sessions: list[FakeSession] = field(default_factory=list)
+    visible_from: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    opening_prices: dict[date, dict[str, str]] = field(default_factory=dict)
+    bounds: list[tuple[date, datetime, datetime]] = field(default_factory=list)
+
+    def now(self) -> datetime:
+        return self.clock if self.clock is not None else datetime.now(UTC)
+
+    def _now(self) -> str:
+        return _stamp(self.now())
+
+    def advance(self, seconds: float) -> None:
+        """Move the server's time; every session open it passes fills the open orders at
+        that session's ``opening_prices`` (the exchange's opening auction)."""
+        with self.lock:
+            before = self.now()
+            self.clock = before + timedelta(seconds=seconds)
+            opened = [day for day, opens, _ in self.bounds if before < opens <= self.clock]
+        for day in opened:
+            prices = self.opening_prices.get(day, {})
+            for order in [o for o in list(self.orders.values()) if o["status"] in ("accepted", "new", "partially_filled")]:
+                if order["symbol"] in prices:
+                    leaves = Decimal(order["qty"]) - Decimal(order["filled_qty"])
+                    self.execute(order["id"], str(leaves), prices[order["symbol"]])
+
+    def market_clock(self) -> dict[str, Any]:
+        now = self.now()
+        bounds = [(opens, closes) for _, opens, closes in self.bounds]
+        later_opens = [opens for opens, _ in bounds if opens > now]
+        later_closes = [closes for _, closes in bounds if closes > now]
+        if not later_opens or not later_closes:
+            raise LookupError("the fake calendar ends before the server's time: add sessions")
+        return {
+            "timestamp": now.astimezone(NEW_YORK).isoformat(),
+            "is_open": any(opens <= now < closes for opens, closes in bounds),
+            "next_open": min(later_opens).astimezone(NEW_YORK).isoformat(),
+            "next_close": min(later_closes).astimezone(NEW_YORK).isoformat(),
+        }
+
+    def calendar(self, query: dict[str, str]) -> list[dict[str, str]]:
+        start, end = date.fromisoformat(query["start"]), date.fromisoformat(query["end"])
+        return [
+            {"date": s.day.isoformat(), "open": s.open, "close": s.close, "session_open": "0400", "session_close": "2000",
+             "settlement_date": (s.day + timedelta(days=1)).isoformat()}
+            for s in self.sessions if start <= s.day <= end
+        ]  # fmt: skip
 
     def take_fault(self, method: str, path: str) -> str | None:
         with self.lock:
@@ -62,7 +131,7 @@ class AlpacaState:
                 return 422, {"code": 40010001, "message": "client_order_id must be unique"}
             if Decimal(body["qty"]) <= 0:
                 return 422, {"code": 40010001, "message": "qty must be > 0"}
-            now = _now()
+            now = self._now()
             order = {
                 "id": str(uuid.uuid4()),
                 "client_order_id": cid,
@@ -100,10 +169,10 @@ class AlpacaState:
             order["filled_qty"] = str(cum)
             leaves = Decimal(order["qty"]) - cum
             order["status"] = "filled" if leaves == 0 else "partially_filled"
-            now = _now()
+            now = self._now()
             self.activities.append(
                 {
-                    "id": f"{datetime.now(UTC):%Y%m%d%H%M%S%f}::{uuid.uuid4()}",
+                    "id": f"{self.now():%Y%m%d%H%M%S%f}::{uuid.uuid4()}",
                     "activity_type": "FILL",
                     "transaction_time": now,
                     "type": "fill" if leaves == 0 else "partial_fill",
@@ -128,12 +197,14 @@ class AlpacaState:
         if not TIMEFRAMES.match(query.get("timeframe", "")):
             return 422, {"code": 42210000, "message": f"invalid timeframe: {query.get('timeframe')!r}"}
         start, end = (datetime.fromisoformat(query[key].replace("Z", "+00:00")) for key in ("start", "end"))
+        now = self.now()
         with self.lock:
             selected = [
                 (symbol, bar)
                 for symbol in sorted(symbols)
                 for bar in self.bars.get(symbol, [])
                 if start <= datetime.fromisoformat(bar["t"].replace("Z", "+00:00")) <= end
+                and self.visible_from.get((symbol, bar["t"]), now) <= now
             ]
         offset = int(base64.b64decode(query["page_token"])) if "page_token" in query else 0
         size = min(int(query.get("limit", 1000)), self.bars_page_size)
@@ -218,7 +289,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(422, {"code": 42210000, "message": "order is not cancelable"})
             else:
                 order["status"] = "canceled"
-                order["canceled_at"] = _now()
+                order["canceled_at"] = state._now()
                 self._send(204)
         elif method == "GET" and url.path == "/v2/account/activities/FILL":
             items = state.activities
@@ -233,6 +304,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, state.positions())
         elif method == "GET" and url.path == "/v2/stocks/bars":
             self._send(*state.bars_page(query))
+        elif method == "POST" and url.path == "/_test/advance":
+            state.advance(float(query["seconds"]))
+            self._send(200, {"timestamp": state._now()})
+        elif method == "GET" and url.path == "/v2/clock":
+            self._send(200, state.market_clock())
+        elif method == "GET" and url.path == "/v2/calendar":
+            self._send(200, state.calendar(query))
         else:
             self._send(404, {"code": 40410000, "message": f"no route {method} {url.path}"})
 
@@ -273,11 +351,34 @@ class FakeAlpaca:
     def fault(self, method: str, path: str, action: str) -> None:
         self.state.faults.append((method, path, action))
 
-    def add_bars(self, symbol: str, bars: list[dict[str, Any]]) -> None:
+    def add_bars(self, symbol: str, bars: list[dict[str, Any]], visible_from: list[datetime] | None = None) -> None:
         """Bars the market-data endpoint serves for ``symbol`` (Alpaca's JSON: t, o, h, l,
-        c, v, n, vw), in time order."""
+        c, v, n, vw), in time order; ``visible_from``, one per bar: when each is published."""
         with self.state.lock:
             self.state.bars.setdefault(symbol, []).extend(bars)
+            for bar, moment in zip(bars, visible_from or (), strict=False):
+                self.state.visible_from[(symbol, bar["t"])] = moment
+
+    def set_time(self, moment: datetime) -> None:
+        """Give the server a time of its own (see the module docstring)."""
+        self.state.clock = moment.astimezone(UTC)
+
+    def advance(self, seconds: float) -> None:
+        self.state.advance(seconds)
+
+    def set_sessions(self, sessions: list[FakeSession]) -> None:
+        with self.state.lock:
+            self.state.sessions = sorted(sessions, key=lambda s: s.day)
+            self.state.bounds = [(s.day, *s.bounds()) for s in self.state.sessions]
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [dict(o) for o in self.state.orders.values() if o["status"] in ("accepted", "new", "partially_filled")]
+
+    def client_order_ids(self) -> list[str]:
+        """Every order's client_order_id, in arrival order (duplicates would show twice)."""
+        with self.state.lock:
+            return [o["client_order_id"] for o in self.state.orders.values()]
 
     def bars_queries(self) -> list[dict[str, str]]:
         """The query of every bars request received, in order."""
