@@ -66,6 +66,12 @@ def load_current(registry: ModelRegistry, name: str, trust: Trust, builder: Feat
     return policy
 
 
+def follows_registry(reference: str) -> bool:
+    """Whether ``--model`` names a registered model (whose current version may change),
+    not the demo or a signed artifact directory."""
+    return reference != DEMO_POLICY_NAME and not is_directory_reference(reference)
+
+
 def is_directory_reference(reference: str) -> bool:
     """A model reference naming a directory: it holds a path separator (registry names cannot)."""
     return "/" in reference or Path(reference).is_dir()

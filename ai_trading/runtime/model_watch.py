@@ -32,9 +32,8 @@ from ai_trading.config import AppConfig
 from ai_trading.data.frequency import periods_per_year
 from ai_trading.errors import DataStoreError, ProvenanceError
 from ai_trading.features import FeatureBuilder
-from ai_trading.models.demo import DEMO_POLICY_NAME
 from ai_trading.models.policy import Policy
-from ai_trading.models.registry_loading import is_directory_reference
+from ai_trading.models.registry_loading import follows_registry
 from ai_trading.monitoring.alerts import Alert, Clock, Severity
 from ai_trading.monitoring.rollback import AutoRollback, current_manifest_digest
 from ai_trading.oms.models import utc_now
@@ -56,7 +55,9 @@ CREATE TABLE IF NOT EXISTS model_switches (
 
 @dataclass(frozen=True)
 class ModelSwitch:
-    """One switch of the traded model at bar ``bar_ts`` (int64 ns UTC)."""
+    """One switch of the traded model at bar ``bar_ts`` (int64 ns UTC): the first bar the
+    new model decides; for a change while the run was stopped, the last bar finished
+    before the restart (the new model decides from the next one)."""
 
     bar_ts: int
     at: str
@@ -207,7 +208,7 @@ def open_watch(
     an artifact directory (no registry entry to follow). With ``[alerts]
     loop_auto_rollback`` an :class:`AutoRollback` judges the live returns, raising its
     alerts through ``raise_alerts``."""
-    if reference == DEMO_POLICY_NAME or is_directory_reference(reference):
+    if not follows_registry(reference):
         return None
     rollback = None
     if config.alerts.loop_auto_rollback:

@@ -132,6 +132,7 @@ class RealtimeMode:
         sleep: Callable[[float], None],
     ) -> None:
         self.name = request.mode
+        self.broker_label = "sim" if request.mode == "paper" else "alpaca"
         self._request = request
         self._config = config
         self._calendar = calendar
@@ -181,7 +182,7 @@ class RealtimeMode:
             partial_wait_s=self._config.runtime.partial_bar_wait_s, poll_interval_s=self._config.runtime.feed_poll_interval_s,
             started=started, now=self._now, sleep=self._sleep,
         )  # fmt: skip
-        return Timing(clock, self._feed, dataset_fingerprint(panel), None, {STARTED_AT: started.isoformat()}, clock.status)
+        return Timing(clock, self._feed, dataset_fingerprint(panel), None, {STARTED_AT: started.isoformat()}, clock.status, clock.observe)
 
 
 def _closed_bars(calendar: AlpacaCalendar, frequency: str, now: datetime, count: int) -> list[ScheduledBar]:

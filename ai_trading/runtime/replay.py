@@ -32,8 +32,6 @@ from ai_trading.models.policy import Policy, panel_rows
 from ai_trading.runtime.clock import ReplayClock
 from ai_trading.runtime.feed import StoredBarFeed
 from ai_trading.runtime.loop import BrokerClock, ModelIdentity, StepReport
-from ai_trading.runtime.model_watch import open_watch
-from ai_trading.runtime.monitor import open_monitor
 from ai_trading.runtime.session import (
     BROKER_FILE,
     OMS_FILE,
@@ -88,6 +86,7 @@ class ReplayMode:
     """The replay's parts of the wiring (:class:`~ai_trading.runtime.session.TradingMode`)."""
 
     name = "replay"
+    broker_label = "sim"
 
     def __init__(self, request: ReplayRequest, config: AppConfig) -> None:
         self._request = request
@@ -135,34 +134,13 @@ def open_replay(config: AppConfig, request: ReplayRequest, market_store: MarketD
     """
     session_request = SessionRequest(request.model, request.symbols, request.frequency, request.run_dir, request.dsn)
     if market_store is not None:
-        return _monitored(open_session(config, ReplayMode(request, config), session_request, market_store), config)
+        return open_session(config, ReplayMode(request, config), session_request, market_store)
     with ExitStack() as owned:
         with gate("config"):
             store = owned.enter_context(open_store(config.data))
         session = open_session(config, ReplayMode(request, config), session_request, store)
         session.hold(owned.pop_all())
-        return _monitored(session, config)
-
-
-def _monitored(session: TradingSession, config: AppConfig) -> TradingSession:
-    """Attach the alert monitor and the registry watch to the session's loop (closed
-    with the session, the monitor first: it queues and delivers what is left)."""
-    attached = ExitStack()
-    try:
-        monitor = open_monitor(config, session.manager.store.engine, loop="replay", broker="sim")
-        attached.callback(monitor.close)
-        if session.manager.last_report is not None:
-            monitor.reconciliation(session.manager.last_report)
-        watch = open_watch(config, session.request.model, session.loop, session.state, monitor.raise_alerts)
-        if watch is not None:
-            attached.callback(watch.close)
-    except BaseException:
-        attached.close()
-        session.close()
-        raise
-    session.loop.attach(monitor, watch)
-    session.hold(attached)
-    return session
+        return session
 
 
 def run_replay(session: TradingSession, stop: Callable[[], bool] = lambda: False, on_step: Callable[[StepReport], None] | None = None) -> bool:

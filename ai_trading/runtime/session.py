@@ -10,9 +10,14 @@
 3. ``broker``: the mode's broker opens and answers;
 4. ``reconciliation``: the order manager's start-up reconciliation passed;
 5. ``model``: the policy loaded through the verified path, its feature schema hash equal
-   to the builder's, the same model as when the run started (and whatever the mode
-   checks of the data: a replay's stored bars are those it started on);
+   to the builder's, the same model as the run last traded (a model traded by registry
+   name follows the registry: a change while the run was stopped is recorded as a switch)
+   and whatever the mode checks of the data (a replay's stored bars are those it started on);
 6. ``history``: the store holds the policy's lookback before the first decision.
+
+Once the database gate passed, the run's alert :class:`~ai_trading.runtime.monitor.Monitor`
+exists (a failed reconciliation gate is alerted too); the loop gets it, and a registry
+watch for a model traded by name, before it starts.
 
 What differs between the modes (the request, the broker, the clock, the feed) comes
 from a :class:`TradingMode`; everything the run writes lives in its directory
@@ -42,6 +47,7 @@ from ai_trading.execution.engine import ExecutionEngine, validate_engine_config
 from ai_trading.execution.parameters import validate_execution_config
 from ai_trading.features import FeatureBuilder
 from ai_trading.models.policy import Policy
+from ai_trading.models.registry_loading import follows_registry
 from ai_trading.oms.broker import Broker
 from ai_trading.oms.intent_store import IntentStore
 from ai_trading.oms.manager import OrderManager
@@ -50,6 +56,8 @@ from ai_trading.runtime.clock import Clock
 from ai_trading.runtime.feed import BarFeed
 from ai_trading.runtime.fill_feedback import FillFeedback
 from ai_trading.runtime.loop import BrokerClock, ModelIdentity, StepReport, TradingLoop
+from ai_trading.runtime.model_watch import ModelSwitch, ModelSwitches, open_watch
+from ai_trading.runtime.monitor import Monitor, open_monitor
 from ai_trading.runtime.provenance import trading_policy
 from ai_trading.runtime.run_state import RunState
 from ai_trading.runtime.wall_clock import DataStatus
@@ -68,6 +76,8 @@ class Timing:
     :param record: what the mode keeps in ``run.json`` when the run starts
     :param data_status: whether the feed keeps up with the calendar (``DATA_STALE``), for
         monitoring; None where the bars are stored already (replay)
+    :param observe_data: registers a callback the clock calls with each new data status
+        (the monitor's staleness rule), also while it waits between bars; None for replay
     """
 
     clock: Clock
@@ -76,6 +86,7 @@ class Timing:
     planned_bars: int | None
     record: dict[str, Any] = field(default_factory=dict)
     data_status: Callable[[], DataStatus] | None = None
+    observe_data: Callable[[Callable[[DataStatus], None]], None] | None = None
 
 
 class TradingMode(Protocol):
@@ -83,6 +94,11 @@ class TradingMode(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def broker_label(self) -> str:
+        """Names the broker in alerts (``sim``, ``alpaca``)."""
+        ...
 
     def check(self, config: AppConfig) -> None:
         """The mode's own request checks (``config`` gate)."""
@@ -228,6 +244,9 @@ def _open(config: AppConfig, mode: TradingMode, request: SessionRequest, store: 
             upgrade(oms_config)  # the run's own database: created here, at head
         intents = resources.enter_context(IntentStore.open(oms_config))
         require_head(intents.engine)
+        # From here on alerts can be queued (closed before the store: LIFO).
+        monitor = open_monitor(config, intents.engine, loop=mode.name, broker=mode.broker_label)
+        resources.callback(monitor.close)
     with gate("broker"):
         broker, broker_clock = mode.open_broker(store, symbols, frequency, resources)
         broker.list_open_orders()
@@ -236,6 +255,7 @@ def _open(config: AppConfig, mode: TradingMode, request: SessionRequest, store: 
         # resent at once, on the bar it was decided at.
         manager = OrderManager(intents, broker, replace(config.manager, resend_grace_s=0.0), account=config.risk.account)
         report = manager.start()
+        monitor.reconciliation(report)
         if not report.passed:
             raise StartupGateFailed("reconciliation", f"{report.summary()}: inspect the run's OMS database, resolve, restart")
     builder = FeatureBuilder()
@@ -244,10 +264,15 @@ def _open(config: AppConfig, mode: TradingMode, request: SessionRequest, store: 
         outside = sorted(set(policy.universe) - set(symbols))
         if outside:
             raise StartupGateFailed("model", f"model {identity.name!r} trades {', '.join(outside)}, not among the run's symbols")
-        if record is not None and record.get("manifest_sha256") != identity.manifest_sha256:
+        switches = ModelSwitches(request.run_dir)
+        resources.callback(switches.close)
+        last = switches.last()
+        traded = None if record is None else record.get("manifest_sha256") if last is None else last.to_manifest
+        moved = record is not None and traded != identity.manifest_sha256
+        if moved and not follows_registry(request.model):
             raise StartupGateFailed(
                 "model",
-                f"the model changed since {request.run_dir} started (manifest {record.get('manifest_sha256')} -> "
+                f"the model changed since {request.run_dir} started (manifest {traded} -> "
                 f"{identity.manifest_sha256}): run it into another --out",
             )
         market = StoreMarket(store, policy.universe, frequency)
@@ -261,6 +286,12 @@ def _open(config: AppConfig, mode: TradingMode, request: SessionRequest, store: 
             "universe": list(policy.universe), "frequency_used": frequency, "created_at": datetime.now(UTC).isoformat(),
         } | timing.record  # fmt: skip
         write_atomic(record_path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+    if moved:  # the registry's current model changed while the run was stopped
+        before = (last.to_name, last.to_version) if last is not None else (record["model_name"], record["model_version"])
+        switches.record(ModelSwitch(
+            state.cursor().bar_ts or 0, datetime.now(UTC).isoformat(), before[0], before[1], traded, identity.name,
+            identity.version, str(identity.manifest_sha256),
+        ))  # fmt: skip
     cost_model = state.load_cost_model(config.cost_model, config.execution)
     loop = TradingLoop(
         clock=timing.clock, feed=timing.feed, market=market, store=store, frequency=frequency, policy=policy,
@@ -269,7 +300,19 @@ def _open(config: AppConfig, mode: TradingMode, request: SessionRequest, store: 
         state=state, initial_cash=config.runtime.initial_cash, horizon=config.runtime.horizon,
         halflife_bars=config.execution.vol_halflife_bars, broker_clock=broker_clock,
     )  # fmt: skip
+    watch = open_watch(config, request.model, loop, state, monitor.raise_alerts)
+    if watch is not None:
+        resources.callback(watch.close)
+    loop.attach(monitor, watch)
+    if timing.observe_data is not None:
+        timing.observe_data(lambda status: _observe_data(monitor, status))
     return TradingSession(request, loop, state, manager, broker, identity, policy.universe, timing, config.runtime.initial_cash, resources)
+
+
+def _observe_data(monitor: Monitor, status: DataStatus) -> None:
+    """The staleness rule on each status the clock reports, delivered while it waits."""
+    monitor.data_staleness(status.feed, status.seconds_late)
+    monitor.pump()
 
 
 def run_session(session: TradingSession, stop: Callable[[], bool] = lambda: False, on_step: Callable[[StepReport], None] | None = None) -> bool:

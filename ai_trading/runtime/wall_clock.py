@@ -134,10 +134,21 @@ class WallClock:
         self._bars: list[ScheduledBar] = []
         self._status = DataStatus(data.source, None, None, 0.0, False, (), now())
         self._stale_logged: int | None = None
+        self._observers: list[Callable[[DataStatus], None]] = []
 
     def status(self) -> DataStatus:
         """The feed's standing against the calendar as of the clock's last look."""
         return self._status
+
+    def observe(self, callback: Callable[[DataStatus], None]) -> None:
+        """Call ``callback`` with every status the clock sets (each look at the feed and
+        each wait for a close), so a monitor judges staleness while the clock waits."""
+        self._observers.append(callback)
+
+    def _publish(self, status: DataStatus) -> None:
+        self._status = status
+        for callback in self._observers:
+            callback(status)
 
     def _schedule(self, first: date, last: date) -> list[ScheduledBar]:
         """The bars of the sessions from ``first`` to ``last`` at least (cached)."""
@@ -176,7 +187,7 @@ class WallClock:
         stale = late > self._grace
         if self._status.stale and not stale:
             logger.info("DATA_CURRENT", extra={"feed": self._data.source, "bar": utc_datetime(bar.key).isoformat()})
-        self._status = DataStatus(self._data.source, utc_datetime(bar.key), bar.close, late, stale, missing, now)
+        self._publish(DataStatus(self._data.source, utc_datetime(bar.key), bar.close, late, stale, missing, now))
         if stale and self._stale_logged != bar.key:
             self._stale_logged = bar.key
             logger.warning(
@@ -192,7 +203,7 @@ class WallClock:
                 self._started = now
             bar, following = self._bar_and_next(after, now)
             if now < bar.close:
-                self._status = DataStatus(self._data.source, utc_datetime(bar.key), bar.close, 0.0, False, (), now)
+                self._publish(DataStatus(self._data.source, utc_datetime(bar.key), bar.close, 0.0, False, (), now))
                 logger.info("LIVE_CLOCK_WAITING", extra={"bar": utc_datetime(bar.key).isoformat(), "closes_at": bar.close.isoformat()})
                 if not self._sleep_until(bar.close):
                     return None

@@ -471,3 +471,33 @@ def test_reconciliation_mismatches_and_the_reject_rate_are_recorded_without_a_ro
     [rate] = by_name["OrderRejectRateHigh"]["alerts"]
     assert rate["annotations"]["value"] == "0.12" and rate["labels"]["account"] == AppConfig().risk.account
     assert TradingStateStore(oms_store.engine).get(AppConfig().risk.account).state is TradingState.ACTIVE  # no kill-switch route
+
+
+def test_a_run_that_switched_model_resumes_and_a_change_while_stopped_is_recorded(two_versions: Path) -> None:
+    """Crash-only with a registry-named model: after a switch, the restarted run resumes
+    on the model it last traded; a rollback while it was stopped is taken up at the start
+    and recorded as a switch, like one at a bar."""
+    from ai_trading.artifacts.registry import ModelRegistry
+
+    config = _ml_config(two_versions)
+    slots = ModelRegistry.from_config(config.artifacts).slots(MODEL)
+    run_dir = two_versions / "run"
+    cli = [str(Path(sys.executable).parent / "ai-trading"), "registry", "rollback", MODEL]
+    bars: list[int] = []
+
+    def stop_after_a_switch(session: TradingSession, report: StepReport) -> None:
+        bars.append(report.tick.bar_ts)
+        if len(bars) == 3:
+            subprocess.run(cli, check=True, env=os.environ, capture_output=True)
+        if len(bars) == 6:
+            raise KeyboardInterrupt  # the process dies mid-run
+
+    with pytest.raises(KeyboardInterrupt):
+        replay(config, two_versions / "bars.duckdb", run_dir, stop_after_a_switch, model=MODEL, symbols=None, start=ML_START, end=ML_END)
+    [first] = ModelSwitches(run_dir).all()
+    assert first.to_manifest == slots.previous.manifest_sha256
+    subprocess.run(cli, check=True, env=os.environ, capture_output=True)  # back to the current one while stopped
+    replay(config, two_versions / "bars.duckdb", run_dir, model=MODEL, symbols=None, start=ML_START, end=ML_END)
+    switches = ModelSwitches(run_dir).all()
+    assert [s.to_manifest for s in switches] == [slots.previous.manifest_sha256, slots.current.manifest_sha256]
+    assert switches[1].from_manifest == slots.previous.manifest_sha256 and switches[1].bar_ts == bars[-1]  # the last bar finished before the stop
