@@ -268,20 +268,29 @@ class FetchReport:
     forming: int
 
 
-def _request_starts(
-    store: MarketDataStore, symbols: Sequence[str], frequency: str, start: datetime, incremental: bool
+def request_starts(
+    store: MarketDataStore, symbols: Sequence[str], frequency: str, start: datetime, incremental: bool = True
 ) -> dict[str, datetime]:
-    """Where each symbol's request starts: ``start``, or the bar after its last stored bar.
+    """Where each symbol's request starts: ``start``, or (``incremental``) the bar after
+    its last stored bar when that is later.
 
     A daily bar is stored at its session date's 00:00 UTC and an intraday bar at its
     start, so the next bar of either begins one bar length after the last key.
     """
     begin = utc(start)
-    if not incremental:
-        return dict.fromkeys(symbols, begin)
+    last = store.last_bar_times(symbols, frequency) if incremental else {}
     step = timedelta(seconds=bar_seconds(frequency))
-    last = store.last_bar_times(symbols, frequency)
     return {symbol: max(begin, utc(last[symbol]) + step) if symbol in last else begin for symbol in symbols}
+
+
+def request_groups(starts: dict[str, datetime], end: datetime) -> list[tuple[datetime, list[str]]]:
+    """One request per start (symbols that start together share it), earliest first;
+    symbols with nothing before ``end`` are left out."""
+    groups: dict[datetime, list[str]] = {}
+    for symbol, first in starts.items():
+        if first < end:
+            groups.setdefault(first, []).append(symbol)
+    return sorted(groups.items())
 
 
 def fetch_bars(
@@ -320,14 +329,10 @@ def fetch_bars(
     alpaca_timeframe(frequency)  # refuse a timeframe Alpaca does not serve before asking the store
     stop = utc(end)
     moment = utc(now or datetime.now(UTC))
-    starts = _request_starts(store, symbols, frequency, start, incremental=not replace)
-    groups: dict[datetime, list[str]] = {}
-    for symbol, begin in starts.items():
-        if begin < stop:
-            groups.setdefault(begin, []).append(symbol)
     tables = [RAW_SCHEMA.empty_table()]
     pages = 0
-    for begin, group in sorted(groups.items()):
+    starts = request_starts(store, symbols, frequency, start, incremental=not replace)
+    for begin, group in request_groups(starts, stop):
         for table in client.pages(group, frequency, begin, stop, adjustment, feed):
             pages += 1
             tables.append(table)

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ai_trading.brokers.sim_market import utc_datetime, utc_ns
-from ai_trading.data.alpaca_bars import RAW_SCHEMA, AlpacaBarsClient
+from ai_trading.data.alpaca_bars import RAW_SCHEMA, AlpacaBarsClient, request_groups, request_starts
 from ai_trading.data.bartime import check_time_zone, session_dates
 from ai_trading.data.frequency import DAILY, bar_seconds, parse_frequency
 from ai_trading.data.schema import TS_TYPE
@@ -80,15 +80,9 @@ class AlpacaBarFeed:
 
     def _fetch(self, through: int) -> pa.Table:
         end = self._end(through)
-        step = timedelta(seconds=bar_seconds(self._frequency))
-        last = self._store.last_bar_times(self.symbols, self._frequency)
-        groups: dict[datetime, list[str]] = {}
-        for symbol in self.symbols:
-            begin = last[symbol] + step if symbol in last else self._history_start
-            if begin < end:
-                groups.setdefault(begin, []).append(symbol)
+        groups = request_groups(request_starts(self._store, self.symbols, self._frequency, self._history_start), end)
         tables = [RAW_SCHEMA.empty_table()]
-        for begin, group in sorted(groups.items()):
+        for begin, group in groups:
             tables.append(self._client.bars(group, self._frequency, begin, end, self._adjustment, self._feed))
         table = pa.concat_tables(tables)
         logger.info("LIVE_FEED_FETCHED", extra={"through": utc_datetime(through).isoformat(), "rows": table.num_rows, "requests": len(groups)})
