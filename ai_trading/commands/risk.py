@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ai_trading.oms.models import TradingStateRecord
 
 DEFAULT_AUDIT_ROWS = 10
+DEFAULT_REBALANCES = 20
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     state.add_argument("--by", help="who sets it (default: the OS user)")
     state.add_argument("--audit", type=int, default=DEFAULT_AUDIT_ROWS, metavar="N", help=f"audit rows shown, newest last (default {DEFAULT_AUDIT_ROWS})")
     state.set_defaults(handler=_state)
+    denials = actions.add_parser(
+        "denials",
+        parents=[common],
+        help="the orders the pre-trade checks refused, per rebalance: reason, limit and value (changes nothing)",
+    )
+    denials.add_argument("--last", type=int, default=DEFAULT_REBALANCES, metavar="N", help=f"rebalances shown, newest last (default {DEFAULT_REBALANCES})")
+    denials.set_defaults(handler=_denials)
 
 
 def _config(args: argparse.Namespace) -> AppConfig:
@@ -99,4 +107,35 @@ def _state(args: argparse.Namespace) -> int:
         for record in recent:
             stamp = "" if record.changed_at is None else f"{record.changed_at:%Y-%m-%d %H:%M:%S}"
             print(f"  v{record.version} {stamp} {record.state.value:<8} by {record.changed_by}: {record.reason}")
+    return 0
+
+
+def _denials(args: argparse.Namespace) -> int:
+    from ai_trading.errors import ConfigError
+    from ai_trading.oms.intent_store import IntentStore
+    from ai_trading.oms.rebalance_log import RebalanceLog
+
+    if args.last < 1:
+        raise ConfigError(f"--last must be >= 1, got {args.last}")
+    config = _config(args)
+    account = config.risk.account
+    with IntentStore.open(config.oms) as store:
+        records = RebalanceLog(store.engine).recent_with_denials(account, args.last)
+    rows = [
+        {"decided_at": r.decided_at.isoformat(), "strategy": r.strategy, "model_version": r.model_version,
+         "session": r.session.isoformat(), "trading_state": r.trading_state.value, "orders_sent": r.n_orders,
+         "denials": [{"symbol": d.symbol, "side": d.side.value, "qty": str(d.qty), "reason": d.reason,
+                      "limit": str(d.limit), "value": str(d.value)} for d in r.denials]}
+        for r in records
+    ]  # fmt: skip
+    if getattr(args, "json", False):
+        print(json.dumps({"account": account, "rebalances": rows}, indent=2))
+        return 0
+    if not rows:
+        print(f"account {account}: no rebalance refused an order")
+    for row in rows:
+        print(f"{row['decided_at']} {row['strategy']} v{row['model_version']} ({row['trading_state']}): "
+              f"{row['orders_sent']} sent, {len(row['denials'])} refused")  # fmt: skip
+        for d in row["denials"]:
+            print(f"  {d['side']} {d['qty']} {d['symbol']}: {d['reason']} (limit {d['limit']}, value {d['value']})")
     return 0

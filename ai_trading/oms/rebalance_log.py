@@ -99,6 +99,17 @@ class RebalanceLog:
         with connect(self._engine) as connection, transaction(connection):
             return [int(i) for i in connection.execute(select(rebalances.c.id).order_by(rebalances.c.id)).scalars()]
 
+    def recent_with_denials(self, account: str, limit: int) -> list[RebalanceRecord]:
+        """The latest ``limit`` rebalances of ``account`` that refused an order, oldest first."""
+        query = (
+            select(rebalances)
+            .where(rebalances.c.account == account, rebalances.c.n_denied > 0)
+            .order_by(rebalances.c.id.desc())
+            .limit(limit)
+        )
+        with connect(self._engine) as connection, transaction(connection):
+            return [self._record(connection, row) for row in reversed(connection.execute(query).all())]
+
     @staticmethod
     def _record(connection: Connection, row: Any) -> RebalanceRecord:
         query = select(risk_denials).where(risk_denials.c.rebalance_id == row.id).order_by(risk_denials.c.id)

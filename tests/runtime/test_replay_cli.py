@@ -145,3 +145,21 @@ def _started(run_dir: Path) -> bool:
         except sqlite3.OperationalError:  # the schema is still being created
             return False
     return row is not None and row[0] is not None
+
+
+def test_risk_denials_lists_what_the_checks_refused(store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each refusal is persisted with its rebalance and shown by `ai-trading risk denials`."""
+    monkeypatch.setenv("AI_TRADING_RISK__MAX_ORDER_NOTIONAL", "2000")  # the demo's orders are larger
+    run_dir = tmp_path / "run"
+    assert main([*_replay(store_path, "--start", "2016-03-01", "--end", "2016-04-01", "--out", str(run_dir)), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    dsn = f"sqlite:///{run_dir / 'oms.sqlite'}"
+    assert main(["risk", "denials", "--dsn", dsn, "--last", "1000", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    refused = [d for r in listed["rebalances"] for d in r["denials"]]
+    assert len(refused) == summary["risk_denials"] > 0
+    assert {d["reason"] for d in refused} >= {"max_order_notional"}
+    assert all(float(d["value"]) > float(d["limit"]) for d in refused if d["reason"] == "max_order_notional")
+    assert main(["risk", "denials", "--dsn", dsn, "--last", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "refused" in text and "max_order_notional (limit 2000" in text
