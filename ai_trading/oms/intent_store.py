@@ -1,11 +1,13 @@
-"""The durable intent store: every intent change is one guarded transaction.
+"""The durable intent store: intents, fills, their events and foreign orders.
 
-Each change is ``UPDATE intents ... WHERE client_order_id = ? AND version = ? AND state = ?``
-plus an event row, committed together. When the guard matches no row another writer got
-there first, and :class:`~ai_trading.errors.ConcurrencyConflict` is raised: the caller
-reloads and decides again; nothing is ever overwritten. Recording a fill inserts it
-(idempotent on the broker's fill id), advances the intent and appends the event in one
-transaction, so a replayed fill is a no-op and a crash leaves either all or nothing.
+Every change is guarded (``UPDATE intents ... WHERE client_order_id = ? AND version = ?
+AND state = ?`` plus an event row, see :mod:`ai_trading.oms.intent_writer`): when the
+guard matches no row another writer got there first, and
+:class:`~ai_trading.errors.ConcurrencyConflict` is raised: the caller reloads and decides
+again; nothing is ever overwritten. A single change is one transaction; :meth:`IntentStore.writes`
+gives one transaction to many (a poll's fills and transitions). Recording a fill inserts it
+(idempotent on the broker's fill id), advances the intent, its symbol's position and
+appends the event together, so a replayed fill is a no-op and a crash leaves all or nothing.
 
 The store opens only a database at the latest Alembic revision (``ai-trading db upgrade``).
 """
@@ -15,27 +17,34 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import StrEnum
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, Inexact, localcontext
-from types import TracebackType
+from decimal import Decimal
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Row, Select, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Row, Select, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ai_trading.config import OmsConfig
-from ai_trading.errors import ConcurrencyConflict, IllegalTransition, IntentConflict, UnknownIntent
+from ai_trading.errors import IllegalTransition, IntentConflict
 from ai_trading.oms.engine import connect, create_oms_engine, transaction
 from ai_trading.oms.idempotency import is_client_order_id
+from ai_trading.oms.intent_writer import (
+    INSERT_EVENT,
+    INTENT_COLUMNS,
+    SELECT_BY_CID,
+    FillResult,
+    IntentWriter,
+    event_row,
+    intent_of,
+    plain,
+    positions_of,
+)
 from ai_trading.oms.migrate import require_head
 from ai_trading.oms.models import (
-    FILL_DRIVEN,
     FINAL_STATES,
-    ZERO,
     Fill,
     ForeignOrder,
     IntentEvent,
@@ -43,8 +52,6 @@ from ai_trading.oms.models import (
     OrderIntent,
     RebalanceRecord,
     Side,
-    check_transition,
-    state_after_fill,
     utc_now,
 )
 from ai_trading.oms.rebalance_log import insert_rebalance_statement, write_rebalance
@@ -52,23 +59,7 @@ from ai_trading.oms.schema import fills, foreign_orders, intent_events, intents
 
 logger = logging.getLogger(__name__)
 
-# Sums and products of Decimals are exact or raise: no silent rounding of money or quantity.
-EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact])
-INTENT_COLUMNS = tuple(column for column in intents.c if column.name != "id")
 FOREIGN_COLUMNS = tuple(column for column in foreign_orders.c if column.name != "id")
-# Statements are built once and executed with parameters: SQLAlchemy then reuses their
-# compiled form instead of rebuilding and re-keying a statement per call.
-SELECT_BY_CID = select(intents.c.id, *INTENT_COLUMNS).where(intents.c.client_order_id == bindparam("cid"))
-GUARDED_UPDATE = (
-    update(intents)
-    .where(
-        intents.c.client_order_id == bindparam("guard_cid"),
-        intents.c.version == bindparam("guard_version"),
-        intents.c.state == bindparam("guard_state"),
-    )
-    .returning(intents.c.id)
-)
-INSERT_EVENT = intent_events.insert()
 FOREIGN_REFRESHED = ("client_order_id", "cid_shaped", "symbol", "side", "qty", "filled_qty", "status", "last_seen_at")
 
 
@@ -79,32 +70,6 @@ class BatchResult:
 
     intents: list[OrderIntent]
     rebalance_id: int | None
-
-
-@dataclass(frozen=True)
-class FillResult:
-    """What :meth:`IntentStore.record_fill` did: the intent after it, and whether the fill was new."""
-
-    intent: OrderIntent
-    applied: bool
-
-
-def _intent(row: Row[Any]) -> OrderIntent:
-    return OrderIntent(**{column.name: row._mapping[column.name] for column in INTENT_COLUMNS})
-
-
-def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Enum members as their values: drivers must not guess how to bind them."""
-    return {key: value.value if isinstance(value, StrEnum) else value for key, value in values.items()}
-
-
-def _detail(values: Mapping[str, object]) -> str | None:
-    present = {
-        key: format(value, "f") if isinstance(value, Decimal) else str(value)
-        for key, value in values.items()
-        if value is not None
-    }
-    return json.dumps(present, sort_keys=True) if present else None
 
 
 class IntentStore:
@@ -132,7 +97,6 @@ class IntentStore:
             .returning(intents.c.id, intents.c.client_order_id)
         )
         self._insert_rebalance = insert_rebalance_statement(insert)
-        self._insert_fill = insert(fills).on_conflict_do_nothing(index_elements=[fills.c.broker_fill_id]).returning(fills.c.id)
         upsert = insert(foreign_orders)
         self._upsert_foreign = upsert.on_conflict_do_update(
             index_elements=[foreign_orders.c.broker_order_id], set_={key: upsert.excluded[key] for key in FOREIGN_REFRESHED}
@@ -162,7 +126,7 @@ class IntentStore:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
     # -- intents -------------------------------------------------------------------------
@@ -176,18 +140,18 @@ class IntentStore:
         """
         if intent.state is not IntentState.CREATED or intent.version != 1 or intent.filled_qty or intent.attempts:
             raise IllegalTransition(f"intent {intent.client_order_id}: a new intent must be CREATED, version 1, unsent and unfilled")
-        values = _plain({column.name: getattr(intent, column.name) for column in INTENT_COLUMNS})
-        with self._transaction() as connection:
-            intent_id = connection.execute(self._insert_intent, values).scalar_one_or_none()
+        values = plain({column.name: getattr(intent, column.name) for column in INTENT_COLUMNS})
+        with self.writes() as writer:
+            intent_id = writer.connection.execute(self._insert_intent, values).scalar_one_or_none()
             if intent_id is None:
-                stored = self._require(connection, intent.client_order_id)
+                stored = writer.require(intent.client_order_id)[1]
                 if not stored.same_order(intent):
                     raise IntentConflict(
                         f"intent {intent.client_order_id} already exists for a different order "
                         f"({stored.side} {stored.qty} {stored.symbol} {stored.order_type}); a CIDv2 id names one order"
                     )
                 return stored
-            self._append_event(connection, intent_id, "CREATED", None, intent, None)
+            writer.append_event(intent_id, "CREATED", None, intent, None)
         logger.info("OMS_INTENT_CREATED", extra={"client_order_id": intent.client_order_id})
         return intent
 
@@ -208,13 +172,13 @@ class IntentStore:
             raise IntentConflict("a batch names the same client_order_id twice; a CIDv2 id names one order")
         with self._transaction() as connection:
             rebalance_id = None if rebalance is None else write_rebalance(connection, self._insert_rebalance, rebalance)
-            rows = [_plain({column.name: getattr(intent, column.name) for column in INTENT_COLUMNS}) for intent in batch]
+            rows = [plain({column.name: getattr(intent, column.name) for column in INTENT_COLUMNS}) for intent in batch]
             inserted = (
                 {row.client_order_id: row.id for row in connection.execute(self._insert_intents, rows)} if rows else {}
             )
             existing = [cid for cid in cids if cid not in inserted]
             stored = {} if not existing else {
-                row.client_order_id: _intent(row)
+                row.client_order_id: intent_of(row)
                 for row in connection.execute(select(*INTENT_COLUMNS).where(intents.c.client_order_id.in_(existing)))
             }  # fmt: skip
             for intent in batch:
@@ -224,10 +188,10 @@ class IntentStore:
                         f"intent {intent.client_order_id} already exists for a different order "
                         f"({found.side} {found.qty} {found.symbol} {found.order_type}); a CIDv2 id names one order"
                     )
-            events = [self._event_row(inserted[i.client_order_id], "CREATED", None, i, None) for i in batch if i.client_order_id in inserted]
+            events = [event_row(inserted[i.client_order_id], "CREATED", None, i, None) for i in batch if i.client_order_id in inserted]
             if events:
                 connection.execute(INSERT_EVENT, events)
-        logger.info("OMS_INTENTS_CREATED", extra={"created": len(inserted), "found": len(existing), "rebalance_id": rebalance_id})
+        logger.info("OMS_INTENTS_CREATED", extra={"intents_created": len(inserted), "found": len(existing), "rebalance_id": rebalance_id})
         return BatchResult([stored.get(i.client_order_id, i) for i in batch], rebalance_id)
 
     def claim_batch(self, batch: Sequence[OrderIntent]) -> list[OrderIntent]:
@@ -257,23 +221,17 @@ class IntentStore:
                 )
                 claimed.append((row.id, after))
             if claimed:
-                connection.execute(INSERT_EVENT, [self._event_row(i, "TRANSITION", IntentState.CREATED, a, None) for i, a in claimed])
+                connection.execute(INSERT_EVENT, [event_row(i, "TRANSITION", IntentState.CREATED, a, None) for i, a in claimed])
         order = {cid: k for k, cid in enumerate(created)}
         return sorted((intent for _, intent in claimed), key=lambda intent: order[intent.client_order_id])
 
     def acknowledge_batch(self, acks: Sequence[tuple[OrderIntent, str]]) -> list[OrderIntent]:
         """SUBMITTED -> ACKED with the broker's order id for each ``(intent, broker_order_id)``,
         all in one transaction; returns the acknowledged intents. An intent another writer
-        moved first (a concurrent poll adopted it) is left out, not overwritten."""
-        done: list[OrderIntent] = []
-        with self._transaction() as connection:
-            for intent, broker_order_id in acks:
-                check_transition(intent.state, IntentState.ACKED)
-                changes = {"state": IntentState.ACKED, "broker_order_id": broker_order_id}
-                try:
-                    done.append(self._update(connection, intent, changes, "TRANSITION", {"broker_order_id": broker_order_id}))
-                except ConcurrencyConflict:
-                    logger.info("OMS_ACK_LOST_RACE", extra={"client_order_id": intent.client_order_id})
+        moved first (a concurrent poll adopted it) is left out, not overwritten. One guarded
+        ``UPDATE`` and one multi-row event insert serve the whole batch."""
+        with self.writes() as writer:
+            done = writer.acknowledge(acks)
         logger.info("OMS_INTENTS_ACKED", extra={"acked": len(done)})
         return done
 
@@ -286,20 +244,20 @@ class IntentStore:
     def created_at(self, stamp: datetime) -> list[OrderIntent]:
         """The intents created at exactly ``stamp`` (one batch shares its stamp), oldest first."""
         query = select(*INTENT_COLUMNS).where(intents.c.created_at == stamp).order_by(intents.c.id)
-        return [_intent(row) for row in self._rows(query)]
+        return [intent_of(row) for row in self._rows(query)]
 
     def get(self, client_order_id: str) -> OrderIntent | None:
         """The stored intent, or None."""
         with self._transaction() as connection:
             row = connection.execute(SELECT_BY_CID, {"cid": client_order_id}).first()
-        return None if row is None else _intent(row)
+        return None if row is None else intent_of(row)
 
     def list_intents(self, states: Iterable[IntentState] | None = None) -> list[OrderIntent]:
         """Intents in ``states`` (all when None), oldest first."""
         query = select(*INTENT_COLUMNS).order_by(intents.c.id)
         if states is not None:
             query = query.where(intents.c.state.in_([IntentState(state).value for state in states]))
-        return [_intent(row) for row in self._rows(query)]
+        return [intent_of(row) for row in self._rows(query)]
 
     def open_intents(self) -> list[OrderIntent]:
         """Intents not in a final state: what reconciliation must resolve, oldest first."""
@@ -320,24 +278,8 @@ class IntentStore:
         the table forbids and :class:`~ai_trading.errors.ConcurrencyConflict` when the stored
         intent is no longer at ``intent.state`` and ``intent.version``.
         """
-        to = IntentState(to)
-        if (intent.state, to) in FILL_DRIVEN:
-            raise IllegalTransition(f"{intent.state} -> {to} follows from fills: record them with record_fill()")
-        check_transition(intent.state, to)
-        changes: dict[str, Any] = {"state": to}
-        if to is IntentState.SUBMITTED:
-            changes["attempts"] = intent.attempts + 1
-        if broker_order_id is not None:
-            changes["broker_order_id"] = broker_order_id
-        if error is not None:
-            changes["last_error"] = error
-        with self._transaction() as connection:
-            updated = self._update(connection, intent, changes, "TRANSITION", {"broker_order_id": broker_order_id, "error": error})
-        logger.info(
-            "OMS_INTENT_TRANSITION",
-            extra={"client_order_id": intent.client_order_id, "from_state": intent.state, "to_state": to},
-        )
-        return updated
+        with self.writes() as writer:
+            return writer.transition(intent, to, broker_order_id=broker_order_id, error=error)
 
     def record_attempt(self, intent: OrderIntent, *, error: str | None = None) -> OrderIntent:
         """Count one more send of a SUBMITTED intent (a resend under the same id), noting ``error``."""
@@ -346,8 +288,8 @@ class IntentStore:
         changes: dict[str, Any] = {"attempts": intent.attempts + 1}
         if error is not None:
             changes["last_error"] = error
-        with self._transaction() as connection:
-            updated = self._update(connection, intent, changes, "ATTEMPT", {"error": error})
+        with self.writes() as writer:
+            updated = writer.update(intent, changes, "ATTEMPT", {"error": error})
         logger.info("OMS_INTENT_ATTEMPT", extra={"client_order_id": intent.client_order_id, "attempts": updated.attempts})
         return updated
 
@@ -363,38 +305,8 @@ class IntentStore:
         :class:`~ai_trading.errors.OverfillError` and records nothing. ``broker_order_id`` is
         stored when the intent has none yet (its acknowledgement may have been lost).
         """
-        with self._transaction() as connection:
-            intent_id, current = self._require_with_id(connection, fill.client_order_id)
-            row = {
-                "broker_fill_id": fill.broker_fill_id,
-                "intent_id": intent_id,
-                "qty": fill.qty,
-                "price": fill.price,
-                "fee": fill.fee,
-                "ts": fill.ts,
-                "recorded_at": utc_now(),
-            }
-            if connection.execute(self._insert_fill, row).scalar_one_or_none() is None:
-                self._check_replay(connection, fill)
-                logger.info("OMS_FILL_REPLAYED", extra={"broker_fill_id": fill.broker_fill_id})
-                return FillResult(current, applied=False)
-            with localcontext(EXACT):
-                filled_qty = current.filled_qty + fill.qty
-                changes: dict[str, Any] = {
-                    "state": state_after_fill(current.state, filled_qty, current.qty),
-                    "filled_qty": filled_qty,
-                    "filled_notional": current.filled_notional + fill.qty * fill.price,
-                    "fees": current.fees + fill.fee,
-                }
-            if broker_order_id is not None and current.broker_order_id is None:
-                changes["broker_order_id"] = broker_order_id
-            detail = {"broker_fill_id": fill.broker_fill_id, "qty": fill.qty, "price": fill.price, "fee": fill.fee}
-            updated = self._update(connection, current, changes, "FILL", detail)
-        logger.info(
-            "OMS_FILL_RECORDED",
-            extra={"client_order_id": fill.client_order_id, "broker_fill_id": fill.broker_fill_id, "state": updated.state},
-        )
-        return FillResult(updated, applied=True)
+        with self.writes() as writer:
+            return writer.record_fill(fill, broker_order_id=broker_order_id)
 
     def get_fills(self, client_order_id: str) -> list[Fill]:
         """The recorded fills of an intent, in recording order."""
@@ -407,16 +319,13 @@ class IntentStore:
         return [Fill(**row._mapping) for row in self._rows(query)]
 
     def positions(self) -> dict[str, Decimal]:
-        """Net position per symbol (buys positive), summed exactly from the recorded fills.
+        """Net position per symbol (buys positive): the exact sum of the recorded fills,
+        kept per symbol as each fill is recorded (one row per symbol is read).
 
         Flat symbols are left out, as brokers leave them out of their position lists.
         """
-        query = select(intents.c.symbol, intents.c.side, fills.c.qty).join(intents, fills.c.intent_id == intents.c.id)
-        totals: dict[str, Decimal] = {}
-        with localcontext(EXACT):
-            for symbol, side, qty in self._rows(query):
-                totals[symbol] = totals.get(symbol, ZERO) + Side(side).sign * qty
-        return {symbol: qty for symbol, qty in sorted(totals.items()) if qty}
+        with self._transaction() as connection:
+            return positions_of(connection)
 
     # -- events --------------------------------------------------------------------------
 
@@ -485,6 +394,18 @@ class IntentStore:
         """Every foreign order seen, in order of first sighting."""
         return [ForeignOrder(**row._mapping) for row in self._rows(select(*FOREIGN_COLUMNS).order_by(foreign_orders.c.id))]
 
+    # -- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def writes(self) -> Iterator[IntentWriter]:
+        """One transaction for many changes: everything done through the yielded writer
+        commits together when the block ends, or not at all when an error escapes it (a
+        crash inside leaves nothing of it). Intents it reads are locked until then."""
+        with self._transaction() as connection:
+            writer = IntentWriter(connection)
+            yield writer
+            writer.finish()
+
     # -- internals -----------------------------------------------------------------------
 
     @contextmanager
@@ -515,65 +436,3 @@ class IntentStore:
     def _rows(self, query: Select[Any]) -> list[Row[Any]]:
         with self._transaction() as connection:
             return list(connection.execute(query))
-
-    def _require_with_id(self, connection: Connection, client_order_id: str) -> tuple[int, OrderIntent]:
-        row = connection.execute(SELECT_BY_CID, {"cid": client_order_id}).first()
-        if row is None:
-            raise UnknownIntent(f"no intent with client_order_id {client_order_id!r}; foreign orders are recorded apart")
-        return row.id, _intent(row)
-
-    def _require(self, connection: Connection, client_order_id: str) -> OrderIntent:
-        return self._require_with_id(connection, client_order_id)[1]
-
-    def _check_replay(self, connection: Connection, fill: Fill) -> None:
-        row = connection.execute(
-            select(intents.c.client_order_id, fills.c.qty, fills.c.price, fills.c.fee)
-            .join(intents, fills.c.intent_id == intents.c.id)
-            .where(fills.c.broker_fill_id == fill.broker_fill_id)
-        ).one()
-        if tuple(row) != (fill.client_order_id, fill.qty, fill.price, fill.fee):
-            raise IntentConflict(
-                f"fill {fill.broker_fill_id} is already recorded with different values "
-                f"(intent {row.client_order_id}, qty {row.qty}, price {row.price}, fee {row.fee})"
-            )
-
-    def _update(
-        self, connection: Connection, intent: OrderIntent, changes: dict[str, Any], event: str, detail: Mapping[str, object]
-    ) -> OrderIntent:
-        now = utc_now()
-        values = {**changes, "version": intent.version + 1, "updated_at": now}
-        guard = {"guard_cid": intent.client_order_id, "guard_version": intent.version, "guard_state": intent.state.value}
-        intent_id = connection.execute(GUARDED_UPDATE, {**_plain(values), **guard}).scalar_one_or_none()
-        if intent_id is None:
-            raise ConcurrencyConflict(
-                f"intent {intent.client_order_id} is no longer {intent.state} at version {intent.version}: "
-                "another writer changed it first; reload it and decide again"
-            )
-        updated = replace(intent, **values)
-        self._append_event(connection, intent_id, event, intent.state, updated, _detail(detail))
-        return updated
-
-    def _append_event(
-        self,
-        connection: Connection,
-        intent_id: int,
-        event: str,
-        from_state: IntentState | None,
-        intent: OrderIntent,
-        detail: str | None,
-    ) -> None:
-        connection.execute(INSERT_EVENT, self._event_row(intent_id, event, from_state, intent, detail))
-
-    @staticmethod
-    def _event_row(
-        intent_id: int, event: str, from_state: IntentState | None, intent: OrderIntent, detail: str | None
-    ) -> dict[str, Any]:
-        return {
-            "intent_id": intent_id,
-            "event": event,
-            "from_state": None if from_state is None else from_state.value,
-            "to_state": intent.state.value,
-            "version": intent.version,
-            "detail": detail,
-            "ts": intent.updated_at,
-        }

@@ -153,7 +153,7 @@ class Checkpoint(StrEnum):
     AFTER_CREATED = "after_created"  # CREATED is persisted
     AFTER_SUBMITTED = "after_submitted"  # SUBMITTED is persisted, nothing sent yet
     AFTER_SEND = "after_send"  # the broker has the order, ACK not yet persisted
-    DURING_FILLS = "during_fills"  # one fill recorded, others may still be unrecorded
+    DURING_FILLS = "during_fills"  # a fill written in the poll's open transaction, not yet committed
 
 
 class OrderManager:

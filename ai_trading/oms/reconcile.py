@@ -9,7 +9,11 @@ non-final intent it asks the broker by ``client_order_id``:
   arrive after all: look it up);
 - ACKED or later but unknown to the broker: an issue that blocks trading.
 
-Fills are applied idempotently (the store ignores a fill id it already holds). Broker
+Everything one pass learns from the broker (acknowledgements, fills, cancels, rejections
+of every intent it resolved) is written in ONE transaction (:meth:`IntentStore.writes`),
+after the broker was asked and with no broker call inside it: a crash mid-pass leaves none
+of it, and the next pass (same broker answers, same fill ids) writes it all. Fills are
+applied idempotently (the store ignores a fill id it already holds). Broker
 orders the OMS does not know are recorded as foreign, CIDv2-shaped ids flagged apart, and
 never touched. Finally OMS-derived positions (fills plus positions adopted from before the
 OMS, see :mod:`ai_trading.oms.adoption`) are compared with the broker's. Everything
@@ -24,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from ai_trading.config import ManagerConfig, RiskConfig
 from ai_trading.errors import BrokerError, ConcurrencyConflict, DuplicateOrderError, OrderRejected
@@ -32,12 +36,21 @@ from ai_trading.oms.adoption import AdoptionStore, with_adopted
 from ai_trading.oms.broker import Broker, BrokerFill, BrokerOrder, BrokerOrderStatus, OrderRequest, SubmitOutcome
 from ai_trading.oms.idempotency import is_client_order_id
 from ai_trading.oms.intent_store import IntentStore
+from ai_trading.oms.intent_writer import IntentWriter
 from ai_trading.oms.models import TRANSITIONS, Fill, IntentState, OrderIntent, utc_now
 
 logger = logging.getLogger(__name__)
 
 S = IntentState
-CONFLICT_RETRIES = 5
+
+
+class Transitions(Protocol):
+    """Where a state change is written: the store (its own transaction) or a writer (the
+    transaction of a whole reconciliation pass)."""
+
+    def transition(
+        self, intent: OrderIntent, to: IntentState, *, broker_order_id: str | None = None, error: str | None = None
+    ) -> OrderIntent: ...
 
 
 @dataclass(frozen=True)
@@ -152,8 +165,9 @@ class Reconciler:
     :param store: the intent store
     :param broker: any :class:`~ai_trading.oms.broker.Broker`
     :param config: resend grace period and position re-checks
-    :param on_fill_recorded: called after each new fill is committed (the manager's
-        ``during_fills`` checkpoint)
+    :param on_fill_recorded: called after each new fill is recorded, inside the pass's
+        transaction, before it commits (the manager's ``during_fills`` checkpoint: a crash
+        there must leave none of the pass)
     :param account: the account whose adopted positions count in the position comparison
     """
 
@@ -206,21 +220,24 @@ class Reconciler:
         logger.warning("OMS_SEND_OUTCOME_UNKNOWN", extra={"client_order_id": cid, "error": str(outcome)})
         return self._broker.get_order(cid)
 
-    def acknowledge(self, intent: OrderIntent, order: BrokerOrder) -> OrderIntent:
-        """SUBMITTED -> ACKED (or REJECTED) once the broker reports the order."""
+    def acknowledge(self, intent: OrderIntent, order: BrokerOrder, via: Transitions | None = None) -> OrderIntent:
+        """SUBMITTED -> ACKED (or REJECTED) once the broker reports the order; written
+        ``via`` a pass's writer, or the store (a transaction of its own) when None."""
         if intent.state is not S.SUBMITTED:
             return intent
+        target = self._store if via is None else via
         if order.status is BrokerOrderStatus.REJECTED:
-            return self._store.transition(intent, S.REJECTED, broker_order_id=order.broker_order_id, error="rejected by broker")
-        return self._store.transition(intent, S.ACKED, broker_order_id=order.broker_order_id)
+            return target.transition(intent, S.REJECTED, broker_order_id=order.broker_order_id, error="rejected by broker")
+        return target.transition(intent, S.ACKED, broker_order_id=order.broker_order_id)
 
-    def adopt(self, intent: OrderIntent, order: BrokerOrder) -> OrderIntent:
+    def adopt(self, intent: OrderIntent, order: BrokerOrder, via: Transitions | None = None) -> OrderIntent:
         """Follow ``order``'s acknowledgement, rejection and cancel (fills are recorded apart)."""
-        intent = self.acknowledge(intent, order)
+        intent = self.acknowledge(intent, order, via)
+        target = self._store if via is None else via
         if order.status is BrokerOrderStatus.REJECTED and S.REJECTED in TRANSITIONS[intent.state]:
-            return self._store.transition(intent, S.REJECTED, error="rejected by broker")
+            return target.transition(intent, S.REJECTED, error="rejected by broker")
         if order.status is BrokerOrderStatus.CANCELED and intent.state in (S.ACKED, S.PARTIAL_FILLED):
-            return self._store.transition(intent, S.CANCELED)
+            return target.transition(intent, S.CANCELED)
         return intent
 
     # -- reconciliation ------------------------------------------------------------------
@@ -314,59 +331,55 @@ class Reconciler:
         return order
 
     def _apply(self, report: ReconciliationReport, resolved: dict[str, BrokerOrder], fills: list[BrokerFill]) -> None:
+        """Write what the broker said about ``resolved`` in one transaction: acknowledge,
+        record fills, then follow rejections and cancels, then compare filled quantities.
+
+        The intents are read once, locked for the transaction, so no other writer can move
+        them in between (a :class:`ConcurrencyConflict` cannot arise inside; were one
+        raised, the whole pass rolls back and the next one starts afresh)."""
+        if not resolved:
+            return
+        with self._store.writes() as writer:
+            current = writer.lock(resolved)
+            for cid, order in resolved.items():
+                if cid in current:
+                    current[cid] = self._follow(report, current[cid], self.acknowledge(current[cid], order, writer))
+            self._record_fills(report, writer, current, resolved, fills)
+            for cid, order in resolved.items():
+                if cid in current:
+                    current[cid] = self._follow(report, current[cid], self.adopt(current[cid], order, writer))
+                    self._check_filled(report, current[cid], order)
+
+    def _record_fills(
+        self,
+        report: ReconciliationReport,
+        writer: IntentWriter,
+        current: dict[str, OrderIntent],
+        resolved: dict[str, BrokerOrder],
+        fills: list[BrokerFill],
+    ) -> None:
         cid_of_broker_id = {order.broker_order_id: cid for cid, order in resolved.items()}
-        for cid, order in resolved.items():
-            self._with_retries(cid, lambda intent, order=order: self._follow(report, intent, order, self.acknowledge))
         for fill in fills:
             cid = fill.client_order_id if fill.client_order_id in resolved else cid_of_broker_id.get(fill.broker_order_id)
-            if cid is None:
+            if cid is None or cid not in current:
                 continue
             record = Fill(broker_fill_id=fill.fill_id, client_order_id=cid, qty=fill.qty, price=fill.price, fee=fill.fee, ts=fill.ts)
-            for _ in range(CONFLICT_RETRIES):
-                try:
-                    result = self._store.record_fill(record, broker_order_id=fill.broker_order_id)
-                    break
-                except ConcurrencyConflict:
-                    continue
-            else:
-                report.issues.append(Issue("concurrent_update", cid, f"fill {fill.fill_id} lost {CONFLICT_RETRIES} races"))
-                continue
+            result = writer.record_fill(record, broker_order_id=fill.broker_order_id)
+            current[cid] = result.intent
             if result.applied:
                 report.fills_applied += 1
                 if self._on_fill_recorded is not None:
                     self._on_fill_recorded()
-        for cid, order in resolved.items():
-            self._with_retries(cid, lambda intent, order=order: self._follow(report, intent, order, self.adopt))
-            self._check_filled(report, cid, order)
 
-    def _follow(
-        self,
-        report: ReconciliationReport,
-        intent: OrderIntent,
-        order: BrokerOrder,
-        step: Callable[[OrderIntent, BrokerOrder], OrderIntent],
-    ) -> None:
-        after = step(intent, order)
-        if after.state is not intent.state:
-            report.adopted.append((intent.client_order_id, intent.state.value, after.state.value))
+    @staticmethod
+    def _follow(report: ReconciliationReport, before: OrderIntent, after: OrderIntent) -> OrderIntent:
+        if after.state is not before.state:
+            report.adopted.append((before.client_order_id, before.state.value, after.state.value))
+        return after
 
-    def _with_retries(self, cid: str, step: Callable[[OrderIntent], None]) -> None:
-        """Run ``step`` on the freshly read intent, rereading when another writer won a race."""
-        for _ in range(CONFLICT_RETRIES):
-            intent = self._store.get(cid)
-            if intent is None:
-                return
-            try:
-                step(intent)
-                return
-            except ConcurrencyConflict:
-                continue
-        raise ConcurrencyConflict(f"intent {cid} kept changing under reconciliation ({CONFLICT_RETRIES} attempts)")
-
-    def _check_filled(self, report: ReconciliationReport, cid: str, order: BrokerOrder) -> None:
-        intent = self._store.get(cid)
-        if intent is None:
-            return
+    @staticmethod
+    def _check_filled(report: ReconciliationReport, intent: OrderIntent, order: BrokerOrder) -> None:
+        cid = intent.client_order_id
         short = intent.filled_qty < order.filled_qty
         if short or (not order.status.is_open and intent.filled_qty != order.filled_qty):
             report.issues.append(

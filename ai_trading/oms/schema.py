@@ -346,3 +346,16 @@ flatten_audit = Table(
 )
 
 OMS_TABLES = (*OMS_TABLES, flatten_audit)
+
+# -- positions from fills (ai_trading.oms.intent_writer): the signed sum of each symbol's --
+# fills, kept in the transaction that records each fill, so reading the book does not
+# scan the whole fill history.
+
+fill_positions = Table(
+    "fill_positions",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("qty", ExactDecimal(), nullable=False),
+)
+
+OMS_TABLES = (*OMS_TABLES, fill_positions)

@@ -28,6 +28,7 @@ TABLES_BY_REVISION = [
     ("0004", {"alert_notifications", "alert_silences"}),
     ("0005", {"adopted_positions", "adopted_positions_audit"}),
     ("0006", {"flatten_audit"}),
+    ("0007", {"fill_positions"}),
 ]
 OMS_TABLE_NAMES = {table.name for table in OMS_TABLES}
 
