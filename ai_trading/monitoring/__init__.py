@@ -17,6 +17,7 @@ from ai_trading.monitoring.alerts import (
 from ai_trading.monitoring.dispatcher import Dispatcher, Notification
 from ai_trading.monitoring.kill_switch import KillSwitch
 from ai_trading.monitoring.matchers import Matcher
+from ai_trading.monitoring.notify import AlertPipeline, notify
 from ai_trading.monitoring.outbox import (
     DeliveryReport,
     DeliveryWorker,
@@ -30,8 +31,33 @@ from ai_trading.monitoring.rules import Finding, Rule, RuleEvaluator, RuleState
 from ai_trading.monitoring.silences import Silence, SilenceStore
 
 __all__ = [
-    "Alert", "AlertStatus", "AutoRollback", "Clock", "KillSwitch", "current_manifest_digest", "DeliveryReport", "DeliveryResult", "DeliveryWorker", "Dispatcher", "Finding",
-    "Matcher", "Notification", "Outbox", "OutboxEntry", "Outcome", "RoutingConfig", "Rule", "RuleEvaluator",
-    "RuleState", "Severity", "Silence", "SilenceStore", "build_receiver", "fingerprint", "load_routing",
+    "Alert",
+    "AlertPipeline",
+    "AlertStatus",
+    "AutoRollback",
+    "Clock",
+    "DeliveryReport",
+    "DeliveryResult",
+    "DeliveryWorker",
+    "Dispatcher",
+    "Finding",
+    "KillSwitch",
+    "Matcher",
+    "Notification",
+    "Outbox",
+    "OutboxEntry",
+    "Outcome",
+    "RoutingConfig",
+    "Rule",
+    "RuleEvaluator",
+    "RuleState",
+    "Severity",
+    "Silence",
+    "SilenceStore",
+    "build_receiver",
+    "current_manifest_digest",
+    "fingerprint",
+    "load_routing",
+    "notify",
     "parse_duration",
-]  # fmt: skip
+]

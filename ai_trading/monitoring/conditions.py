@@ -35,6 +35,7 @@ class StandardRules:
     reject_rate: Rule
     run_over_budget: Rule
     broker_unreachable: Rule
+    risk_denials: Rule
 
 
 def standard_rules(config: AlertsConfig) -> StandardRules:
@@ -76,6 +77,11 @@ def standard_rules(config: AlertsConfig) -> StandardRules:
         broker_unreachable=Rule(
             "BrokerUnreachable", Severity.CRITICAL, c.broker_unreachable_for_s,
             "the broker cannot be reached", f"{RUNBOOK}: check the network and the broker's status page",
+        ),
+        risk_denials=Rule(
+            "RiskDenialsHigh", Severity.WARNING, c.risk_denials_for_s,
+            "the pre-trade risk checks denied many orders of one rebalance",
+            f"{RUNBOOK}: compare the model's sizing with the [risk] limits; `ai-trading replay` summaries list denials by reason",
         ),
     )  # fmt: skip
 
@@ -209,3 +215,10 @@ def run_over_budget_findings(run: str, elapsed_s: float, config: AlertsConfig) -
 def broker_unreachable_findings(broker: str, reachable: bool, error: str = "") -> list[Finding]:
     """The ``for`` duration of the rule decides how long a broker may stay unreachable."""
     return [] if reachable else [Finding({"broker": broker}, f"{broker} unreachable: {error or 'no answer'}")]
+
+
+def risk_denial_findings(account: str, denials: int, config: AlertsConfig) -> list[Finding]:
+    """A finding when one rebalance had more than ``risk_denials_per_bar`` denials."""
+    if denials <= config.risk_denials_per_bar:
+        return []
+    return [Finding({"account": account}, f"{account}: {denials} orders denied in one rebalance", float(denials), float(config.risk_denials_per_bar))]

@@ -21,6 +21,7 @@ Receivers that act rather than notify (the kill switch) are given as ``actions``
 firing alert routed to one is handed to its action at once in :meth:`Dispatcher.receive`
 (no group wait, no outbox; a silence still mutes it), and the alerts the action returns
 (``KillSwitchEngaged``) are received in turn, so they reach people through the outbox.
+:meth:`Dispatcher.flush` also flushes the groups still in their ``group_wait``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class _Group:
     labels: dict[str, str]
     next_flush: datetime
     alerts: dict[str, Alert] = field(default_factory=dict)
+    waiting: bool = True  # in its group_wait: never flushed yet
 
 
 @dataclass(frozen=True)
@@ -132,19 +134,30 @@ class Dispatcher:
     def tick(self) -> list[Notification]:
         """Flush every due group; returns the notifications handed to the sink."""
         now = self._clock()
-        due = [group for group in self._groups.values() if group.next_flush <= now]
-        if not due:
+        return self._flush_groups([group for group in self._groups.values() if group.next_flush <= now], now)
+
+    def flush(self) -> list[Notification]:
+        """Flush every due group and every group still in its ``group_wait``, now (a
+        process about to end, a command that runs once): what was received reaches the
+        sink instead of being lost with the process. A group already notified keeps its
+        ``group_interval``, as it would in a running process."""
+        now = self._clock()
+        return self._flush_groups([group for group in self._groups.values() if group.waiting or group.next_flush <= now], now)
+
+    def _flush_groups(self, groups: Sequence[_Group], now: datetime) -> list[Notification]:
+        if not groups:
             return []
         silences = [s for s in self._silences(now) if s.is_active(now)]
         firing = {a.fingerprint: a for g in self._groups.values() for a in g.alerts.values() if a.status_at(now) is AlertStatus.FIRING}
         sent = []
-        for group in sorted(due, key=lambda g: g.key):
+        for group in sorted(groups, key=lambda g: g.key):
             notification = self._flush(group, now, silences, list(firing.values()))
             if notification is not None:
                 self._sink(notification)
                 sent.append(notification)
                 logger.info("ALERT_NOTIFICATION_QUEUED", extra={"receiver": notification.receiver, "group_key": group.key})
             group.next_flush = now + timedelta(seconds=group.route.group_interval_s)
+            group.waiting = False
             for fp in [fp for fp, a in group.alerts.items() if a.status_at(now) is AlertStatus.RESOLVED]:
                 del group.alerts[fp]
             if not group.alerts:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -61,10 +61,6 @@ def unrouted_routing(config: AlertsConfig) -> RoutingConfig:
     return RoutingConfig(root, {UNROUTED: ReceiverSpec(UNROUTED, send_resolved=True)}, ())
 
 
-def _longest_wait_s(route: Route) -> float:
-    return max([route.group_wait_s, *(_longest_wait_s(child) for child in route.routes)])
-
-
 class AlertPipeline:
     """Alerts in, notifications out through the outbox (see the module docstring).
 
@@ -77,12 +73,10 @@ class AlertPipeline:
         alerts = config.alerts
         self._routed = alerts.routes_file is not None
         routing = load_routing(alerts.routes_file, alerts) if alerts.routes_file is not None else unrouted_routing(alerts)
-        self._clock = clock
-        self._lead = timedelta(0)
         self.outbox = Outbox(engine, clock)
         silences = SilenceStore(engine, clock)
         self.dispatcher = Dispatcher(
-            routing, self.outbox.enqueue, self._now, silences.active, alerts.external_url,
+            routing, self.outbox.enqueue, clock, silences.active, alerts.external_url,
             actions=kill_switch_actions(routing, engine, alerts, config.risk.account),
         )  # fmt: skip
         receivers = {
@@ -91,11 +85,7 @@ class AlertPipeline:
             if spec.kill_switch is None and name != UNROUTED
         }
         self.worker = DeliveryWorker(self.outbox, receivers, alerts, clock=clock)
-        self._flush_lead = timedelta(seconds=_longest_wait_s(routing.route))
         self._logged: dict[str, datetime] = {}
-
-    def _now(self) -> datetime:
-        return self._clock() + self._lead
 
     def receive(self, alerts: Sequence[Alert]) -> None:
         """Hand ``alerts`` to the dispatcher (a kill-switch receiver acts now)."""
@@ -113,15 +103,10 @@ class AlertPipeline:
         return self.dispatcher.tick()
 
     def flush(self) -> list[Notification]:
-        """Queue every group still in its ``group_wait`` as well (a process about to end,
-        or a command that runs once): the dispatcher is ticked as of the end of the
-        longest ``group_wait``, so what was received reaches the outbox before the process
-        ends instead of being lost with it."""
-        self._lead = self._flush_lead
-        try:
-            return self.dispatcher.tick()
-        finally:
-            self._lead = timedelta(0)
+        """Queue every group now, also those still in their ``group_wait`` (a process about
+        to end, or a command that runs once), so what was received reaches the outbox
+        before the process ends instead of being lost with it."""
+        return self.dispatcher.flush()
 
     def deliver(self) -> DeliveryReport:
         """One pass of the delivery worker over the due notifications."""

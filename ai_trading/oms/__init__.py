@@ -7,7 +7,17 @@ from ai_trading.oms.idempotency import (
     parse_client_order_id,
     signal_hash,
 )
-from ai_trading.oms.broker import Broker, BrokerFill, BrokerOrder, BrokerOrderStatus, BrokerPosition, OrderRequest
+from ai_trading.oms.broker import (
+    BatchBroker,
+    Broker,
+    BrokerFill,
+    BrokerOrder,
+    BrokerOrderStatus,
+    BrokerPosition,
+    OrderRequest,
+    SubmitOutcome,
+    submit_many,
+)
 from ai_trading.oms.intent_store import FillResult, IntentStore
 from ai_trading.oms.models import (
     FINAL_STATES,
@@ -25,6 +35,7 @@ from ai_trading.oms.manager import Checkpoint, OrderManager
 from ai_trading.oms.reconcile import ReconciliationReport, Reconciler
 
 __all__ = [
+    "BatchBroker",
     "Broker",
     "BrokerFill",
     "BrokerOrder",
@@ -47,9 +58,11 @@ __all__ = [
     "OrderIntent",
     "OrderType",
     "Side",
+    "SubmitOutcome",
     "TimeInForce",
     "build_client_order_id",
     "is_client_order_id",
     "parse_client_order_id",
     "signal_hash",
+    "submit_many",
 ]

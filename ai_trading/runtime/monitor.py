@@ -40,15 +40,15 @@ from sqlalchemy import Engine
 
 from ai_trading.config import AlertsConfig, AppConfig
 from ai_trading.errors import BrokerError
-from ai_trading.monitoring.alerts import Alert, Clock, Severity
+from ai_trading.monitoring.alerts import Alert, Clock
 from ai_trading.monitoring.conditions import (
-    RUNBOOK,
     CostObservation,
     broker_unreachable_findings,
     cost_spike_findings,
     data_stale_findings,
     reconciliation_findings,
     reject_rate_findings,
+    risk_denial_findings,
     standard_rules,
     step_over_budget_findings,
 )
@@ -58,50 +58,29 @@ from ai_trading.monitoring.rules import Finding, Rule, RuleEvaluator
 from ai_trading.oms.models import utc_now
 from ai_trading.oms.reconcile import ReconciliationReport
 from ai_trading.runtime.run_state import RunState
+from ai_trading.runtime.tca import day_rows
 
 logger = logging.getLogger(__name__)
-
-RISK_DENIALS_ALERT = "RiskDenialsHigh"
-
-
-def risk_denials_rule(config: AlertsConfig) -> Rule:
-    return Rule(
-        RISK_DENIALS_ALERT, Severity.WARNING, config.risk_denials_for_s,
-        "the pre-trade risk checks denied many orders of one rebalance",
-        f"{RUNBOOK}: compare the model's sizing with the [risk] limits; `ai-trading replay` summaries list denials by reason",
-    )  # fmt: skip
-
-
-def risk_denial_findings(account: str, denials: int, config: AlertsConfig) -> list[Finding]:
-    """A finding when one rebalance had more than ``risk_denials_per_bar`` denials."""
-    if denials <= config.risk_denials_per_bar:
-        return []
-    return [Finding({"account": account}, f"{account}: {denials} orders denied in one rebalance", float(denials), float(config.risk_denials_per_bar))]
-
 
 def cost_observations(state: RunState, after_oms_fill_id: int) -> list[CostObservation]:
     """Realized against predicted cost of the fills applied after ``after_oms_fill_id``
     (each fill against its reference mid, as the cost model measures it, and the order's
-    prediction), and of each day those fills belong to (the day's notional-weighted figures
-    of the execution log, as ``ai-trading tca`` shows them; read for those days only, so a
-    step's cost does not grow with the run). Bps of the reference price, fees excluded,
-    positive = paid."""
+    prediction), and of each day those fills' orders were decided on (the execution log's
+    notional-weighted figures, :func:`~ai_trading.runtime.tca.day_rows`, as ``ai-trading
+    tca`` shows them; read for those days only, so a step's cost does not grow with the
+    run). Bps of the reference price, fees excluded, positive = paid."""
     fills = state.query(
         "SELECT f.symbol, f.side * (f.price - f.mid) / f.mid * 1e4 AS realized_bps, o.expected_cost_bps AS predicted_bps, "
-        "date(o.decision_ts / 1000000000, 'unixepoch') AS day FROM applied_fills f JOIN orders o USING (client_order_id) "
-        f"WHERE f.oms_fill_id > {int(after_oms_fill_id)} AND f.mid > 0 ORDER BY f.oms_fill_id"
+        "o.decision_ts FROM applied_fills f JOIN orders o USING (client_order_id) "
+        "WHERE f.oms_fill_id > ? AND f.mid > 0 ORDER BY f.oms_fill_id",
+        (int(after_oms_fill_id),),
     ).to_pylist()
     observations = [CostObservation("fill", str(f["symbol"]), float(f["realized_bps"]), float(f["predicted_bps"])) for f in fills]
-    days = ", ".join(sorted({f"'{f['day']}'" for f in fills}))  # ISO dates from SQLite's date()
-    if not days:
-        return observations
-    rows = state.query(
-        "SELECT sum(slippage_bps_arrival * filled_qty * avg_price) / sum(filled_qty * avg_price) AS realized_bps, "
-        "sum(expected_cost_bps * filled_qty * avg_price) / sum(filled_qty * avg_price) AS predicted_bps FROM execution_log "
-        f"WHERE filled_qty > 0 AND arrival_price IS NOT NULL AND day IN ({days}) GROUP BY day ORDER BY day"
-    ).to_pylist()
+    days = day_rows(state, [int(f["decision_ts"]) for f in fills])
     return observations + [
-        CostObservation("day", "*", float(row["realized_bps"]), float(row["predicted_bps"])) for row in rows if row["realized_bps"] is not None
+        CostObservation("day", "*", float(row["realized_bps_arrival"]), float(row["predicted_bps"]))
+        for row in days
+        if row["realized_bps_arrival"] is not None
     ]
 
 
@@ -125,7 +104,6 @@ class Monitor:
         self._loop = loop
         self._broker = broker
         self._rules = standard_rules(config)
-        self._risk_rule = risk_denials_rule(config)
         self._evaluator = RuleEvaluator(clock, config.external_url)
         self._outcomes: deque[bool] = deque(maxlen=max(config.reject_rate_window_orders, 1))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-delivery")
@@ -161,7 +139,7 @@ class Monitor:
         self._evaluate(self._rules.broker_unreachable, findings)
 
     def risk_denials(self, denials: int) -> None:
-        self._evaluate(self._risk_rule, risk_denial_findings(self._account, denials, self._config))
+        self._evaluate(self._rules.risk_denials, risk_denial_findings(self._account, denials, self._config))
 
     def data_staleness(self, feed: str, seconds_late: float) -> None:
         """Hook for market-data feeds: call it whenever the feed checks for the bar the

@@ -8,13 +8,16 @@ transaction:
 - ``applied_fills``: every broker fill already folded into the cost model (keyed by the
   broker's fill id, so a fill is never counted twice), with what TCA needs (reference mid,
   participation, volatility, spread): also the run's cash ledger;
+- ``book``: per symbol, the running totals of those fills (shares, cash spent, fees),
+  updated in the transaction that records them, so the book is not re-summed every bar;
 - ``orders``: each sent order's decision bar and price and the cost the model predicted;
 - ``equity``: the book marked at every bar close;
 - ``execution_log``: a view, per order: decision price, arrival price, average fill,
   slippage against each (bps, positive = paid), fees, realized and predicted cost;
   exported as ``execution_log.parquet`` when a run stops or ends.
 
-Times are int64 nanoseconds UTC.
+Times are int64 nanoseconds UTC. The schema is versioned (``PRAGMA user_version``): a
+writer applies the missing steps when it opens the file, each in one transaction.
 
 The cost model is saved to ``cost_model.<generation>.arrow`` before the transaction that
 makes that generation current: a crash in between leaves the previous generation, and the
@@ -58,21 +61,38 @@ CREATE TABLE IF NOT EXISTS orders (
     decision_ts INTEGER NOT NULL, decision_price REAL NOT NULL, arrival_price REAL, expected_cost_bps REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS equity (bar_ts INTEGER PRIMARY KEY, cash REAL NOT NULL, equity REAL NOT NULL, gross REAL NOT NULL);
-CREATE VIEW IF NOT EXISTS execution_log AS
-WITH filled AS (
-    SELECT client_order_id, sum(qty) AS filled_qty, sum(qty * price) / sum(qty) AS avg_price, sum(fee) AS fees
-    FROM applied_fills GROUP BY client_order_id
-)
-SELECT o.client_order_id, o.symbol, o.side, o.qty, o.decision_ts, date(o.decision_ts / 1000000000, 'unixepoch') AS day,
-       o.decision_price, o.arrival_price, f.avg_price, coalesce(f.filled_qty, 0) AS filled_qty,
-       coalesce(f.fees, 0) AS fees,
-       o.side * (f.avg_price - o.decision_price) / o.decision_price * 1e4 AS slippage_bps_decision,
-       o.side * (f.avg_price - o.arrival_price) / o.arrival_price * 1e4 AS slippage_bps_arrival,
-       coalesce(o.side * (f.avg_price - o.decision_price) * f.filled_qty, 0) + coalesce(f.fees, 0) AS realized_cost,
-       o.expected_cost_bps,
-       o.expected_cost_bps * 1e-4 * o.decision_price * coalesce(f.filled_qty, 0) AS predicted_cost
-FROM orders o LEFT JOIN filled f USING (client_order_id);
 """
+# Schema version steps (``PRAGMA user_version``), each applied once in one transaction.
+# 1: running totals per symbol (``book``, backfilled from the applied fills) and an execution
+#    log that reads each order's fills through an index, so a read of a few days (by
+#    ``decision_ts``) costs the same at the end of a year as on its first day.
+_UPGRADES: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE INDEX IF NOT EXISTS ix_applied_fills_order ON applied_fills (client_order_id)",
+        "CREATE INDEX IF NOT EXISTS ix_orders_decision ON orders (decision_ts)",
+        "CREATE TABLE book (symbol TEXT PRIMARY KEY, qty REAL NOT NULL, spent REAL NOT NULL, fees REAL NOT NULL)",
+        "INSERT INTO book SELECT symbol, sum(side * qty), sum(side * qty * price), sum(fee) FROM applied_fills GROUP BY symbol",
+        "DROP VIEW IF EXISTS execution_log",
+        """CREATE VIEW execution_log AS
+WITH filled AS (
+    SELECT o.*,
+           (SELECT sum(qty) FROM applied_fills f WHERE f.client_order_id = o.client_order_id) AS filled,
+           (SELECT sum(qty * price) FROM applied_fills f WHERE f.client_order_id = o.client_order_id) AS notional,
+           (SELECT sum(fee) FROM applied_fills f WHERE f.client_order_id = o.client_order_id) AS paid
+    FROM orders o
+)
+SELECT client_order_id, symbol, side, qty, decision_ts, date(decision_ts / 1000000000, 'unixepoch') AS day,
+       decision_price, arrival_price, notional / filled AS avg_price, coalesce(filled, 0) AS filled_qty,
+       coalesce(paid, 0) AS fees,
+       side * (notional / filled - decision_price) / decision_price * 1e4 AS slippage_bps_decision,
+       side * (notional / filled - arrival_price) / arrival_price * 1e4 AS slippage_bps_arrival,
+       coalesce(side * (notional / filled - decision_price) * filled, 0) + coalesce(paid, 0) AS realized_cost,
+       expected_cost_bps,
+       expected_cost_bps * 1e-4 * decision_price * coalesce(filled, 0) AS predicted_cost
+FROM filled""",
+    ),
+)
+SCHEMA_VERSION = len(_UPGRADES)
 RUN_DB = "run.sqlite"
 BUSY_TIMEOUT_S = 30.0
 
@@ -121,7 +141,7 @@ class PlannedOrderRecord:
 
 
 class RunState:
-    """The run directory's DuckDB file (see the module docstring).
+    """The run directory's SQLite file (see the module docstring).
 
     :param directory: the run directory (created if missing)
     :param read_only: open for reading (``ai-trading tca``) while no loop writes it
@@ -141,8 +161,33 @@ class RunState:
                 self._con.execute("PRAGMA journal_mode=WAL")
                 self._con.execute("PRAGMA synchronous=FULL")
                 self._con.executescript(_SCHEMA)
+                self._upgrade()
+            self._version = int(self._rows("PRAGMA user_version")[0][0])
         except sqlite3.Error as exc:
             raise DataStoreError(f"cannot open the run state {path}: {exc}") from exc
+        if self._version > SCHEMA_VERSION:
+            self._con.close()
+            raise DataStoreError(
+                f"the run state {path} has schema version {self._version}, this version of ai-trading knows {SCHEMA_VERSION}: "
+                "upgrade ai-trading to read it"
+            )
+
+    def _upgrade(self) -> None:
+        """Apply the schema version steps this file lacks, in order."""
+        for version, statements in enumerate(_UPGRADES, start=1):
+            if self._apply_step(version, statements):
+                logger.info("RUN_STATE_UPGRADED", extra={"directory": str(self.directory), "schema_version": version})
+
+    def _apply_step(self, version: int, statements: Sequence[str]) -> bool:
+        """One step in one transaction; False when the file has it already (a concurrent
+        opener waits for the lock and then finds the step done)."""
+        with self._transaction() as db:
+            if int(db.execute("PRAGMA user_version").fetchone()[0]) >= version:
+                return False
+            for statement in statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version}")
+        return True
 
     def close(self) -> None:
         self._con.close()
@@ -156,8 +201,8 @@ class RunState:
     def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._con.execute(sql, params).fetchall()
 
-    def _arrow(self, sql: str) -> pa.Table:
-        cursor = self._con.execute(sql)
+    def _arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        cursor = self._con.execute(sql, params)
         names = [column[0] for column in cursor.description]
         rows = cursor.fetchall()
         return pa.table({name: [row[k] for row in rows] for k, name in enumerate(names)})
@@ -196,8 +241,15 @@ class RunState:
         return found
 
     def cash_and_positions(self, initial_cash: float) -> tuple[float, dict[str, float]]:
-        """Cash and shares per symbol from every applied fill."""
-        rows = self._rows("SELECT symbol, sum(side * qty), sum(side * qty * price), sum(fee) FROM applied_fills GROUP BY symbol")
+        """Cash and shares per symbol from every applied fill (their running totals, kept
+        with the fills by :meth:`commit_fills`)."""
+        if self._version < SCHEMA_VERSION:
+            raise DataStoreError(
+                f"the run state in {self.directory} was written by an older version (schema {self._version}, current "
+                f"{SCHEMA_VERSION}) and opened read-only: run its `ai-trading replay` (or paper/live) command again with the "
+                "same run directory, which upgrades it on start"
+            )
+        rows = self._rows("SELECT symbol, qty, spent, fees FROM book ORDER BY symbol")
         cash = initial_cash - sum(float(spent) + float(fee) for _, _, spent, fee in rows)
         return cash, {str(symbol): float(qty) for symbol, qty, _, _ in rows}
 
@@ -211,9 +263,9 @@ class RunState:
     def execution_log(self) -> pa.Table:
         return self._arrow("SELECT * FROM execution_log ORDER BY decision_ts, client_order_id")
 
-    def query(self, sql: str) -> pa.Table:
+    def query(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         """A read of the run's tables (TCA)."""
-        return self._arrow(sql)
+        return self._arrow(sql, params)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -244,6 +296,11 @@ class RunState:
                     for f in fills
                 ],
             )  # fmt: skip
+            db.executemany(
+                "INSERT INTO book VALUES (?, ?, ?, ?) ON CONFLICT (symbol) "
+                "DO UPDATE SET qty = qty + excluded.qty, spent = spent + excluded.spent, fees = fees + excluded.fees",
+                [[f.symbol, f.side * f.qty, f.side * f.qty * f.price, f.fee] for f in fills],
+            )
             for cid, price in arrivals.items():
                 db.execute("UPDATE orders SET arrival_price = ? WHERE client_order_id = ? AND arrival_price IS NULL", (price, cid))
             db.execute("UPDATE cursor SET cost_generation = ? WHERE id = 1", (generation,))

@@ -9,6 +9,7 @@ between decision and arrival, ``fees`` are apart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ai_trading.runtime.run_state import RunState
@@ -27,12 +28,26 @@ _AGGREGATES = """
 """
 
 
+_FILLED = "FROM execution_log WHERE filled_qty > 0 AND arrival_price IS NOT NULL"
+NS_PER_DAY = 86_400 * 10**9
+
+
 def tca_tables(state: RunState) -> dict[str, list[dict[str, Any]]]:
     """Rows per symbol, per day and in total, each with the aggregates above."""
-    where = "FROM execution_log WHERE filled_qty > 0 AND arrival_price IS NOT NULL"
     tables: dict[str, list[dict[str, Any]]] = {}
     for name, column in GROUPINGS.items():
-        sql = f"SELECT {column} AS {name}, {_AGGREGATES} {where} GROUP BY {column} ORDER BY {column}"
+        sql = f"SELECT {column} AS {name}, {_AGGREGATES} {_FILLED} GROUP BY {column} ORDER BY {column}"
         tables[name] = state.query(sql).to_pylist()
-    tables["total"] = state.query(f"SELECT {_AGGREGATES} {where}").to_pylist()
+    tables["total"] = state.query(f"SELECT {_AGGREGATES} {_FILLED}").to_pylist()
     return tables
+
+
+def day_rows(state: RunState, decision_ts_ns: Iterable[int]) -> list[dict[str, Any]]:
+    """The ``day`` rows of :func:`tca_tables` for the UTC days holding these decision times
+    only, in day order (a day without a filled order has no row). Each day is read by its
+    ``decision_ts`` range, through the index, so the cost does not grow with the run."""
+    rows: list[dict[str, Any]] = []
+    for day in sorted({int(ts) // NS_PER_DAY for ts in decision_ts_ns}):
+        sql = f"SELECT day, {_AGGREGATES} {_FILLED} AND decision_ts >= ? AND decision_ts < ? GROUP BY day"
+        rows.extend(state.query(sql, (day * NS_PER_DAY, (day + 1) * NS_PER_DAY)).to_pylist())
+    return rows

@@ -207,3 +207,21 @@ def test_the_clock_never_moves_back(broker: SimBroker) -> None:
     broker.advance(3)
     with pytest.raises(BrokerError, match="only moves forward"):
         broker.advance_to(utc_datetime(int(_panel().ts[1])))
+
+
+def test_open_orders_are_every_order_whose_status_is_open(broker: SimBroker) -> None:
+    """The indexed open-order query against the obvious reference, through filled, partly
+    filled, expired, canceled and still-open orders (some past the last known bar)."""
+    sizes = ("20", "250", "4000", "90000")
+    for step in range(N_BARS - 1):
+        requests = [_request(f"c{step}-{k}", sizes[(step + k) % len(sizes)], ("buy", "sell")[k % 2], SYMBOLS[k % 2]) for k in range(3)]
+        broker.submit_batch(requests)
+        if step % 7 == 3:
+            broker.cancel(broker.get_order(f"c{step}-2").broker_order_id)  # type: ignore[union-attr]
+        expected = [order for order in broker.all_orders() if order.status.is_open]
+        assert broker.list_open_orders() == expected
+        if step in (5, 40, N_BARS - 3):
+            assert len(expected) > 0
+        broker.advance()
+    assert any(order.status is BrokerOrderStatus.CANCELED for order in broker.all_orders())
+    assert any(order.status is BrokerOrderStatus.FILLED for order in broker.all_orders())

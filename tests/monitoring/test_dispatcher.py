@@ -72,6 +72,21 @@ def test_group_wait_then_one_grouped_notification_with_the_alertmanager_payload(
     assert p["idempotencyKey"] == a1.idempotency_key and len(a1.idempotency_key) == 64
 
 
+def test_flush_sends_the_groups_in_their_wait_and_keeps_group_interval() -> None:
+    h = Harness(routing())
+    h.dispatcher.receive([alert(h.clock, symbol="AAA"), alert(h.clock, account="a2", symbol="BBB")])
+    h.at(1)
+    assert h.dispatcher.tick() == []  # both groups are still in their group_wait
+    flushed = h.dispatcher.flush()
+    assert sorted(n.payload["groupLabels"]["account"] for n in flushed) == ["a1", "a2"] and h.sent == flushed
+    assert h.dispatcher.flush() == []  # nothing changed: nothing to say again
+    h.dispatcher.receive([alert(h.clock, symbol="CCC")])
+    assert h.dispatcher.flush() == []  # a notified group keeps its group_interval
+    assert h.at(1 + INTERVAL - 1) == []
+    [update] = h.at(1 + INTERVAL)
+    assert sorted(fingerprints(update)) == [("AAA", "firing"), ("CCC", "firing")]
+
+
 def test_group_interval_batches_changes_and_repeat_interval_repeats_unchanged() -> None:
     h = Harness(routing())
     h.dispatcher.receive([alert(h.clock, symbol="AAA")])

@@ -106,5 +106,9 @@ def test_evaluation_governance_and_slo_findings() -> None:
     assert c.reject_rate_findings("a", 100, 6, config) and not c.reject_rate_findings("a", 100, 5, config)
     assert c.run_over_budget_findings("wf", config.run_budget_s + 1, config)
     assert c.broker_unreachable_findings("alpaca", False, "timeout") and not c.broker_unreachable_findings("alpaca", True)
+    assert c.risk_denial_findings("a", config.risk_denials_per_bar, config) == []
+    [denied] = c.risk_denial_findings("a", config.risk_denials_per_bar + 1, config)
+    assert (denied.labels, denied.value, denied.threshold) == ({"account": "a"}, config.risk_denials_per_bar + 1.0, float(config.risk_denials_per_bar))
+    assert c.standard_rules(config).risk_denials.name == "RiskDenialsHigh"
     rules = c.standard_rules(config)
     assert rules.broker_unreachable.for_s == config.broker_unreachable_for_s and rules.reconciliation.severity is Severity.CRITICAL

@@ -426,6 +426,22 @@ def test_cost_observations_equal_a_plain_python_reference(demo_run: Path) -> Non
     np.testing.assert_allclose(np.array(got_days), np.array(expected_days), rtol=1e-12)
 
 
+def test_tca_day_rows_are_the_day_table_rows_of_those_days(demo_run: Path) -> None:
+    from ai_trading.runtime.run_state import RunState
+    from ai_trading.runtime.tca import NS_PER_DAY, day_rows, tca_tables
+
+    with RunState(demo_run, read_only=True) as state:
+        table = tca_tables(state)["day"]
+        decisions = sorted(set(state.query("SELECT decision_ts FROM orders").column("decision_ts").to_pylist()))
+        picked = decisions[::5] + [decisions[-1] + 3 * NS_PER_DAY]  # a day without orders has no row
+        got = day_rows(state, picked)
+    days = {str(np.datetime64(ts // NS_PER_DAY, "D")) for ts in picked}
+    expected = [row for row in table if row["day"] in days]
+    assert [row["day"] for row in got] == [row["day"] for row in expected] and len(got) > 3
+    for got_row, want in zip(got, expected, strict=True):
+        assert got_row.pop("day") == want.pop("day") and got_row == pytest.approx(want, rel=1e-12)
+
+
 @pytest.mark.parametrize(("since_index", "last"), [(None, 5), (3, 4), (10, 100), (19, 3)])
 def test_the_live_returns_window_equals_a_plain_python_reference(demo_run: Path, since_index: int | None, last: int) -> None:
     from ai_trading.runtime.model_watch import returns_since
